@@ -1,0 +1,68 @@
+"""Command line of the compute package: ``python -m csr_compute STEP --spec SPEC.json``.
+
+Every failure becomes an exit code from ``exit_codes.json`` and one ``error`` event, so the
+launching activity can tell a bad spec (never retried) from a crash (retried).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from typing import Any, Callable
+
+from .contract import EXIT_CODES, MissingInputError, RetryableError, SpecError, emit
+
+# step name -> "module:function"; each function takes the parsed spec dict and returns its manifest.
+STEPS: dict[str, str] = {
+    "generate": "csr_compute.steps.generate:run",
+    "reward": "csr_compute.steps.reward:run",
+    "curate": "csr_compute.steps.curate:run",
+    "dpo": "csr_compute.steps.dpo:run",
+    "merge": "csr_compute.steps.merge:run",
+    "evaluate": "csr_compute.evaluation.run:run",
+    "toyworld-build": "csr_compute.toyworld.build:run",
+}
+
+
+def load_step(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    module_name, function_name = STEPS[name].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or "out of memory" in str(error).lower()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m csr_compute", description=__doc__)
+    parser.add_argument("step", choices=sorted(STEPS), help="the compute step to run")
+    parser.add_argument("--spec", required=True, help="path of the step's JSON spec")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.spec, encoding="utf-8") as handle:
+            spec = json.load(handle)
+        if not isinstance(spec, dict):
+            raise SpecError("spec", type(spec).__name__, "a JSON object")
+        load_step(args.step)(spec)
+        return EXIT_CODES["ok"]
+    except (SpecError, json.JSONDecodeError) as error:
+        emit("error", kind="bad_spec", retryable=False, message=str(error))
+        return EXIT_CODES["bad_spec"]
+    except (MissingInputError, FileNotFoundError) as error:
+        emit("error", kind="missing_input", retryable=False, message=str(error))
+        return EXIT_CODES["missing_input"]
+    except (RetryableError, KeyboardInterrupt) as error:
+        emit("error", kind="retryable", retryable=True, message=str(error))
+        return EXIT_CODES["retryable"]
+    except Exception as error:  # noqa: BLE001 - an unknown crash is worth one more try
+        kind = "out_of_memory" if _is_out_of_memory(error) else "crash"
+        traceback.print_exc(file=sys.stderr)
+        emit("error", kind=kind, retryable=True, message=f"{type(error).__name__}: {error}")
+        return EXIT_CODES["retryable"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
