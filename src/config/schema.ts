@@ -1,0 +1,222 @@
+/**
+ * The run config: what people write in `configs/*.yaml` (strict: unknown keys are errors), every
+ * default documented here and nowhere else. The Python side reads the same file
+ * (`compute/csr_compute/config.py`); a test loads every file in `configs/` through both.
+ */
+import { z } from 'zod';
+import { bool, duration, int, num, oneOf, text } from './fields';
+
+/** Where a model comes from: the toy world's trained model, or a local Hugging Face folder. */
+const modelSource = z.discriminatedUnion(
+  'source',
+  [
+    z.object({ source: z.literal('toyworld') }).strict(),
+    z.object({ source: z.literal('path'), path: text('path of a saved model folder') }).strict(),
+  ],
+  { error: () => 'expected source: toyworld, or source: path with a path' },
+);
+
+const toyworld = z
+  .object({
+    /** Seed of the synthetic world. @default 0 */
+    seed: int(0).default(0),
+  })
+  .strict();
+
+const prompts = z
+  .object({
+    /** `toyworld`: the world's prompt set; `file`: a CSR prompt file (csr-prompts-12k.json format). */
+    source: oneOf(['toyworld', 'file']).default('toyworld'),
+    /** Prompt file (source: file). */
+    file: text('path of a prompt JSON file').optional(),
+    /** Folder of the prompt images (source: file), e.g. COCO train2014. */
+    images_dir: text('path of an image folder').optional(),
+    /** Prompts per iteration (0 = all). @default 0 */
+    limit: int(0).default(0),
+    /** `per-iteration`: a fresh seeded sample each iteration; `fixed`: the same prompts every time. */
+    sample: oneOf(['per-iteration', 'fixed']).default('per-iteration'),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.source === 'file') {
+      for (const key of ['file', 'images_dir'] as const) {
+        if (!value[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'expected a path when source is file' });
+      }
+    }
+  });
+
+const generate = z
+  .object({
+    /** Sentence-level beams kept per depth. @default 5 */
+    num_beams: int(2).default(5),
+    /** Token-level beams per node = candidate sentences per node. @default 5 */
+    num_token_beams: int(1).default(5),
+    /** Diverse beam search groups (must divide num_token_beams). @default 5 */
+    num_beam_groups: int(1).default(5),
+    /** Hamming diversity penalty between groups. @default 3.0 */
+    diversity_penalty: num(0).default(3.0),
+    /** Token limit of one sentence. @default 70 */
+    max_new_tokens: int(1).default(70),
+    /** Token limit of prompt + response. @default 1024 */
+    max_length: int(16).default(1024),
+    /** Best nodes kept per depth (reference code: num_beams/2 - 1). @default 1 */
+    keep_top: int(0).default(1),
+    /** Worst nodes kept per depth (reference code: num_beams/2). @default 2 */
+    keep_bottom: int(0).default(2),
+    /** Score that pruning sorts by: the model's own (reference code) or the calibrated reward (paper). */
+    prune_by: oneOf(['self_reward', 'calibrated']).default('self_reward'),
+    /** Nodes per forward pass. @default 32 */
+    batch_size: int(1).default(32),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.num_token_beams % value.num_beam_groups !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['num_beam_groups'],
+        message: `expected a divisor of num_token_beams (${value.num_token_beams})`,
+        input: value.num_beam_groups,
+      });
+    }
+    if (value.keep_top + value.keep_bottom < 1) {
+      ctx.addIssue({ code: 'custom', path: ['keep_bottom'], message: 'expected keep_top + keep_bottom >= 1' });
+    }
+  });
+
+const reward = z
+  .object({
+    /** `rank` (reference code: sibling ranks) or `score` (paper: raw scores). @default rank */
+    calibration: oneOf(['rank', 'score']).default('rank'),
+    /** Weight of the CLIP (visual) side. @default 0.9 */
+    alpha: num(0, 1).default(0.9),
+  })
+  .strict();
+
+const curate = z
+  .object({
+    /** Drop pairs whose calibrated score gap is below this. @default 0 (off) */
+    min_gap: num(0).default(0),
+    /** Drop pairs whose chosen and rejected hold the same sentences in another order. @default false */
+    drop_order_only: bool().default(false),
+    /** Drop pairs whose chosen response names an object twice. @default false */
+    drop_repeated_objects: bool().default(false),
+  })
+  .strict();
+
+const dpo = z
+  .object({
+    beta: num(0).default(0.1),
+    loss: oneOf(['sigmoid']).default('sigmoid'),
+    learning_rate: num(0).default(1e-7),
+    /** Learning rate of the multimodal projector (LLaVA trains it beside the LoRA adapters). */
+    projector_learning_rate: num(0).optional(),
+    epochs: num(0).default(1),
+    batch_size: int(1).default(1),
+    gradient_accumulation_steps: int(1).default(1),
+    lr_scheduler: oneOf(['cosine', 'linear', 'constant']).default('cosine'),
+    warmup_ratio: num(0, 1).default(0.03),
+    lora_r: int(1).default(128),
+    lora_alpha: int(1).default(256),
+    lora_dropout: num(0, 1).default(0.05),
+    /** Weight of an NLL term on chosen responses (TRL rpo_alpha); null = off. */
+    rpo_alpha: num(0).nullable().default(null),
+    /** Save a resumable checkpoint every K optimiser steps. */
+    checkpoint_every: int(1).default(100),
+    /** Frozen reference model: the iteration's starting model (CSR). */
+    reference: oneOf(['iteration_start']).default('iteration_start'),
+    /** Policy each iteration starts from: the previous iteration's merged model (CSR). */
+    policy_init: oneOf(['previous_merged']).default('previous_merged'),
+    /** Preference data each iteration trains on: its own freshly generated pairs (CSR). */
+    data: oneOf(['current_iteration']).default('current_iteration'),
+  })
+  .strict();
+
+const benchmark = z
+  .object({
+    name: text('benchmark name'),
+    /** Folder of the benchmark's official release (toy benchmarks: the toy world's). */
+    data_dir: text('path of a benchmark data folder').optional(),
+    /** Questions to use (0 = all). */
+    limit: int(0).default(0),
+  })
+  .strict();
+
+const evaluate = z
+  .object({
+    benchmarks: z.array(benchmark, { error: () => 'expected a list of benchmarks' }).default([]),
+    /** `<benchmark>/<metric>` that the iteration gate compares. */
+    objective: text('<benchmark>/<metric>').optional(),
+    objective_direction: oneOf(['minimize', 'maximize']).default('minimize'),
+    /** Stop the run when an iteration does not improve the objective. @default false */
+    stop_when_worse: bool().default(false),
+    batch_size: int(1).default(16),
+    max_new_tokens: int(1).default(256),
+    /** OpenAI-compatible judge for MM-Vet and LLaVA-Bench; absent = those two are skipped. */
+    judge: z
+      .object({ url: text('URL'), model: text('model name'), api_key_env: text('variable name').optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const retry = z
+  .object({
+    maximum_attempts: int(1).default(5),
+    initial_interval: duration().default('5s'),
+    backoff_coefficient: num(1).default(2),
+    maximum_interval: duration().default('5m'),
+  })
+  .strict();
+
+const activityTimeouts = z
+  .object({
+    /** Longest a single attempt of a GPU step may run. */
+    start_to_close: duration().default('24h'),
+    /** A step whose heartbeats stop for this long is presumed dead and retried. */
+    heartbeat_timeout: duration().default('2m'),
+    /** Interval of the activity's own heartbeat timer (well under heartbeat_timeout). */
+    heartbeat_every: duration().default('10s'),
+    retry: retry.default(retry.parse({})),
+  })
+  .strict();
+
+const workers = z
+  .object({
+    /** Shards that generate, reward and evaluate fan out over (usually the number of GPUs). */
+    gpu_shards: int(1).default(1),
+    /** GPUs one DPO step claims together on one host. */
+    dpo_gpus: int(1).default(1),
+  })
+  .strict();
+
+const torchThreads = int(1);
+
+/** The config file as written. */
+export const rawConfigSchema = z
+  .object({
+    /** Name of the run config: the MLflow experiment and part of workflow ids. */
+    name: z
+      .string({ error: () => 'expected a name of letters, digits, - and _' })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, { error: () => 'expected a name of letters, digits, - and _' }),
+    iterations: int(1, 100),
+    seed: int(0).default(0),
+    model: modelSource,
+    clip: modelSource,
+    toyworld: toyworld.default(toyworld.parse({})),
+    prompts: prompts.default(prompts.parse({})),
+    generate: generate.default(generate.parse({})),
+    reward: reward.default(reward.parse({})),
+    curate: curate.default(curate.parse({})),
+    dpo: dpo.default(dpo.parse({})),
+    evaluate: evaluate.default(evaluate.parse({})),
+    workers: workers.default(workers.parse({})),
+    activities: activityTimeouts.default(activityTimeouts.parse({})),
+    /** Torch threads per compute process (CPU stand-ins share the cores). */
+    torch_threads: torchThreads.optional(),
+  })
+  .strict();
+
+/** A config with every default filled in: what the code uses. */
+export type CsrConfig = z.infer<typeof rawConfigSchema>;
+export type ModelSource = z.infer<typeof modelSource>;
+export type BenchmarkSpec = z.infer<typeof benchmark>;
