@@ -24,6 +24,7 @@ STEPS: dict[str, str] = {
     "merge": "csr_compute.steps.merge:run",
     "evaluate": "csr_compute.evaluation.run:run",
     "toyworld-build": "csr_compute.toyworld.build:run",
+    "probe": "csr_compute.probe:run",
 }
 
 
