@@ -50,10 +50,4 @@ export function duration() {
   return z.string(expected('duration like 30s, 5m, 2h')).regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, expected('duration like 30s, 5m, 2h'));
 }
 
-/** Milliseconds of a duration written by {@link duration}. */
-export function durationMs(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value);
-  if (!match) throw new TypeError(`not a duration: ${value}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(match[1]) * unit;
-}
+export { durationMs } from '../shared/duration';

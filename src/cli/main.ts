@@ -1,0 +1,174 @@
+/**
+ * `npx csr`: the command line of the project. Every command validates its input before it starts
+ * anything; a bad config exits with code 2 and one line per bad field.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config';
+
+function integer(name: string, min = 0) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name}: expected integer >= ${min}, got "${value}"`);
+    return parsed;
+  };
+}
+
+/** Run a command module lazily (so `--help` stays fast) and turn its result into the exit code. */
+function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<number>>) {
+  return async (...args: A) => {
+    try {
+      const fn = await load();
+      process.exitCode = await fn(...args);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        console.error(`invalid config ${error.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      console.error(`error: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('csr')
+    .description('Calibrated Self-Rewarding for vision-language models, as durable Temporal workflows')
+    .showHelpAfterError();
+
+  program
+    .command('start')
+    .description('the main job: bring the stack up and run configs/toy.yaml to the end, with live progress')
+    .option('--config <file>', 'config to run', 'configs/toy.yaml')
+    .option('--gpu-workers <n>', 'CPU stand-ins for GPU workers', integer('--gpu-workers', 1), 1)
+    .action(action(async () => (await import('./start-command')).startCommand));
+
+  program
+    .command('up')
+    .description('start the embedded Temporal and MLflow servers and the workers in the background')
+    .option('--gpu-workers <n>', 'CPU stand-ins for GPU workers (no GPUs here)', integer('--gpu-workers', 1))
+    .option('--gpus <ids>', 'GPU ids to start one pinned worker each for, e.g. 0,1')
+    .option('--no-workers', 'start the servers only')
+    .action(action(async () => (await import('./stack-commands')).upCommand));
+
+  program
+    .command('down')
+    .description('stop the workers and the embedded servers (their data stays in CSR_HOME)')
+    .action(action(async () => (await import('./stack-commands')).downCommand));
+
+  program
+    .command('health')
+    .description('is each service of the stack answering?')
+    .option('--json', 'machine-readable output')
+    .action(action(async () => (await import('./stack-commands')).healthCommand));
+
+  program
+    .command('run')
+    .description('start a CSR run from a config file')
+    .requiredOption('--config <file>', 'YAML config (see configs/)')
+    .option('--wait', 'follow the run until it ends, with live progress')
+    .option('--resume-from <id>', 'resume a failed run instead: reuse its completed steps')
+    .action(
+      action(async () => {
+        const { runCommand } = await import('./run-command');
+        const { resumeCommand } = await import('./resume-command');
+        return (options: { config: string; wait?: boolean; resumeFrom?: string }) =>
+          options.resumeFrom ? resumeCommand(options.resumeFrom, { wait: options.wait }) : runCommand(options);
+      }),
+    );
+
+  program
+    .command('resume <id>')
+    .description('start a new run that reuses every completed step of run <id> and computes only what is missing')
+    .option('--dry-run', 'show which iterations and steps would re-run, and start nothing')
+    .option('--wait', 'follow the new run until it ends')
+    .action(action(async () => (await import('./resume-command')).resumeCommand));
+
+  program
+    .command('status <id>')
+    .description("a run's state, iterations, steps (items total / reused / computed) and latest metrics")
+    .option('--json', 'machine-readable output')
+    .action(action(async () => (await import('./status-command')).statusCommand));
+
+  program
+    .command('list')
+    .description('runs: queued, running and done')
+    .option('--json', 'machine-readable output')
+    .option('--limit <n>', 'at most this many runs', integer('--limit', 1), 50)
+    .action(action(async () => (await import('./status-command')).listCommand));
+
+  program
+    .command('cancel <id>')
+    .description('cancel a run: its running steps stop and their processes are killed')
+    .action(action(async () => (await import('./status-command')).cancelCommand));
+
+  program
+    .command('pause <id>')
+    .description('pause a run after the step in flight')
+    .action(action(async () => async (id: string) => (await import('./status-command')).signalCommand(id, 'pause')));
+
+  program
+    .command('unpause <id>')
+    .description('let a paused run go on')
+    .action(action(async () => async (id: string) => (await import('./status-command')).signalCommand(id, 'resume')));
+
+  program
+    .command('worker')
+    .description('run workers in the foreground: a CPU worker, GPU-pinned workers, or CPU stand-ins for them')
+    .option('--cpu', 'the CPU worker: workflows and light activities')
+    .option('--gpus <ids>', 'one worker per GPU id, pinned with CUDA_VISIBLE_DEVICES, one task slot each')
+    .option('--stand-ins <n>', 'CPU stand-ins for GPU workers on a machine without GPUs', integer('--stand-ins', 1))
+    .option('--host', 'the host worker that claims several GPUs of this host for multi-GPU steps')
+    .action(action(async () => (await import('./worker-command')).workerCommand));
+
+  const toyworld = program.command('toyworld').description('the synthetic world with tiny models that runs CSR on a CPU');
+  toyworld
+    .command('build')
+    .description('build the toy world into $CSR_HOME/toyworld/<hash>/ (a no-op when cached)')
+    .option('--seed <n>', 'world seed', integer('--seed'), 0)
+    .option('--json', 'print the raw progress events')
+    .action(action(async () => (await import('./toyworld-command')).toyworldBuildCommand));
+
+  program
+    .command('score <benchmark>')
+    .description('score an answer file with the benchmark\'s official metric')
+    .requiredOption('--data <path>', "folder of the benchmark's official release")
+    .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}')
+    .option('--json', 'machine-readable output')
+    .action(action(async () => (await import('./score-command')).scoreCommand));
+
+  const schedule = program.command('schedule').description('recurring CSR runs on Temporal Schedules');
+  schedule
+    .command('create <id>')
+    .description('create a schedule that starts a run of a config')
+    .requiredOption('--config <file>', 'YAML config')
+    .option('--cron <expr>', 'cron expression, e.g. "0 2 * * *" for nightly at 02:00')
+    .option('--every <interval>', 'fixed interval, e.g. 24h')
+    .option('--overlap <policy>', 'what to do when the previous run still runs: skip, buffer-one, cancel-other, allow-all', 'skip')
+    .option('--paused', 'create it paused')
+    .action(action(async () => (await import('./schedule-command')).scheduleCreate));
+  schedule
+    .command('list')
+    .option('--json', 'machine-readable output')
+    .action(action(async () => (await import('./schedule-command')).scheduleList));
+  schedule
+    .command('pause <id>')
+    .action(action(async () => async (id: string) => (await import('./schedule-command')).schedulePause(id, true)));
+  schedule
+    .command('unpause <id>')
+    .action(action(async () => async (id: string) => (await import('./schedule-command')).schedulePause(id, false)));
+  schedule
+    .command('delete <id>')
+    .action(action(async () => (await import('./schedule-command')).scheduleDelete));
+
+  return program;
+}
+
+if (require.main === module || process.env.CSR_CLI_MAIN === '1') {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => {
+      console.error(`error: ${(error as Error).message}`);
+      process.exitCode = 1;
+    });
+}

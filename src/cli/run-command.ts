@@ -1,0 +1,76 @@
+/** `csr run`: validate a config, start a CSR run workflow, optionally follow it to the end. */
+import * as crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { loadConfig, type CsrConfig } from '../config';
+import { connectClient } from '../client/temporal';
+import { repoRoot } from '../env';
+import type { CsrRunInput } from '../shared/run-types';
+import { CPU_QUEUE } from '../../workflows/activity-options';
+import { followRun } from './follow';
+
+/** sha256 of the resolved config: stable across key order, part of every artifact key. */
+export function configHash(config: CsrConfig): string {
+  const canonical = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(canonical)
+      : value && typeof value === 'object'
+        ? Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]))
+        : value;
+  return crypto.createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
+}
+
+/** The git commit of this checkout (with `-dirty` when it has changes), or `unknown`. */
+export function codeVersion(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' });
+    return dirty.trim() ? `${commit}-dirty` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');
+}
+
+/** The first input of a new run. */
+export function newRunInput(config: CsrConfig, configFile: string): CsrRunInput {
+  const hash = configHash(config);
+  return {
+    config,
+    configHash: hash,
+    runKey: `${config.name}-${hash.slice(0, 8)}-${timestamp()}`,
+    configFile: path.relative(repoRoot, path.resolve(configFile)),
+    nextIteration: 0,
+    history: [],
+    codeVersion: codeVersion(),
+  };
+}
+
+/** Start a run; returns its workflow id. */
+export async function startRun(input: CsrRunInput, workflowId = input.runKey): Promise<string> {
+  const client = await connectClient();
+  await client.workflow.start('csrRun', {
+    taskQueue: CPU_QUEUE,
+    workflowId,
+    args: [input],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    memo: { configFile: input.configFile ?? '', runKey: input.runKey },
+  });
+  return workflowId;
+}
+
+export async function runCommand(options: { config: string; wait?: boolean; json?: boolean }): Promise<number> {
+  const config = loadConfig(options.config); // a ConfigError exits 2 before anything starts
+  const input = newRunInput(config, options.config);
+  const workflowId = await startRun(input);
+  console.log(`started run ${workflowId} (${config.iterations} iterations of ${config.name})`);
+  if (!options.wait) {
+    console.log(`follow it with: npx csr status ${workflowId}`);
+    return 0;
+  }
+  return followRun(workflowId);
+}

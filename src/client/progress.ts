@@ -1,0 +1,116 @@
+/**
+ * Where a run stands, read from Temporal: the run workflow's status query, the current iteration's
+ * query, and the heartbeat details of its pending activities (done / total / rate / ETA per shard).
+ */
+import type { Client } from '@temporalio/client';
+import type { IterationStatus, RunStatus } from '../shared/run-types';
+
+/** Progress of one running activity, from its last heartbeat. */
+export interface ActivityProgress {
+  activityId: string;
+  step: string;
+  label?: string;
+  attempt: number;
+  done?: number;
+  total?: number;
+  reused?: number;
+  rate?: number;
+  etaS?: number;
+  unit?: string;
+  lastHeartbeat?: string;
+  lastFailure?: string;
+}
+
+/** Everything `csr status` shows. */
+export interface RunView {
+  workflowId: string;
+  status: string;
+  startTime?: string;
+  closeTime?: string;
+  run?: RunStatus;
+  iteration?: IterationStatus;
+  activities: ActivityProgress[];
+  failure?: string;
+}
+
+type Details = {
+  step?: string;
+  label?: string;
+  done?: number;
+  total?: number;
+  reused?: number;
+  rate?: number;
+  eta_s?: number;
+  unit?: string;
+};
+
+/** Pending activities of a workflow with their decoded heartbeat details. */
+export async function pendingActivities(client: Client, workflowId: string): Promise<ActivityProgress[]> {
+  const description = await client.workflow.getHandle(workflowId).describe();
+  const pending = description.raw.pendingActivities ?? [];
+  const converter = client.options.loadedDataConverter.payloadConverter;
+  return pending.map((activity) => {
+    const payloads = activity.heartbeatDetails?.payloads ?? [];
+    let details: Details = {};
+    if (payloads.length > 0) {
+      try {
+        details = converter.fromPayload<Details>(payloads[0] as never) ?? {};
+      } catch {
+        details = {};
+      }
+    }
+    const seconds = activity.lastHeartbeatTime?.seconds;
+    return {
+      activityId: activity.activityId ?? '?',
+      step: details.step ?? activity.activityType?.name ?? '?',
+      label: details.label,
+      attempt: activity.attempt ?? 1,
+      done: details.done,
+      total: details.total,
+      reused: details.reused,
+      rate: details.rate,
+      etaS: details.eta_s,
+      unit: details.unit,
+      lastHeartbeat: seconds ? new Date(Number(seconds) * 1000).toISOString() : undefined,
+      lastFailure: activity.lastFailure?.message ?? undefined,
+    };
+  });
+}
+
+/** The whole picture of one run. */
+export async function viewRun(client: Client, workflowId: string): Promise<RunView> {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  const view: RunView = {
+    workflowId,
+    status: description.status.name,
+    startTime: description.startTime?.toISOString(),
+    closeTime: description.closeTime?.toISOString(),
+    activities: [],
+  };
+  try {
+    view.run = await handle.query<RunStatus>('runStatus');
+  } catch {
+    // A closed run is queryable only while a worker can replay it; the history summary is then missing.
+  }
+  if (description.status.name === 'RUNNING') {
+    view.activities = await pendingActivities(client, workflowId);
+    const child = view.run?.currentChildId;
+    if (child) {
+      try {
+        view.iteration = await client.workflow.getHandle(child).query<IterationStatus>('iterationStatus');
+        view.activities.push(...(await pendingActivities(client, child)));
+      } catch {
+        // The child may be starting or just finished; the next poll sees it.
+      }
+    }
+  }
+  if (description.status.name === 'FAILED' || description.status.name === 'TERMINATED') {
+    try {
+      await handle.result();
+    } catch (error) {
+      view.failure = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+    }
+  }
+  return view;
+}

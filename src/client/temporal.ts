@@ -1,0 +1,17 @@
+/** A Temporal client for the configured server (embedded or external), with a clear error when none answers. */
+import { Client, Connection } from '@temporalio/client';
+import { csrEnv, type CsrEnv } from '../env';
+
+/** Connect to TEMPORAL_ADDRESS (or the embedded server); fails fast with the fix in the message. */
+export async function connectClient(env: CsrEnv = csrEnv()): Promise<Client> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: env.temporalAddress, connectTimeout: '5s' });
+  } catch (error) {
+    throw new Error(
+      `no Temporal server answers at ${env.temporalAddress} (${(error as Error).message.split('\n')[0]}); ` +
+        (env.externalTemporal ? 'check TEMPORAL_ADDRESS' : 'start the stack with `npx csr up`'),
+    );
+  }
+  return new Client({ connection, namespace: env.namespace });
+}

@@ -1,0 +1,167 @@
+/**
+ * Where every step of a run writes, and the exact spec it gets: pure functions of the config, the
+ * run's paths and the iteration. The workflows use them to launch steps, and `csr resume --dry-run`
+ * uses the same functions to tell, before anything starts, which steps already have a valid result.
+ * A step's folder is keyed by the run key (which carries the config hash), so a resumed run that
+ * keeps the key finds every finished step where it left it.
+ */
+import type { CsrConfig, BenchmarkSpec } from '../config/schema';
+import type { RunPaths } from './run-types';
+
+/** A compute step to launch: the step name, its spec (with `out_dir`), a label for people. */
+export interface PlannedStep {
+  step: 'generate' | 'reward' | 'curate' | 'dpo' | 'merge' | 'evaluate' | 'toyworld-build';
+  label: string;
+  spec: { out_dir: string } & Record<string, unknown>;
+}
+
+const join = (...parts: string[]) => parts.join('/').replace(/\/+/g, '/');
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** Folder of one iteration's artifacts. */
+export function iterationDir(paths: RunPaths, iteration: number): string {
+  return join(paths.artifactRoot, `iter-${pad(iteration)}`);
+}
+
+/** Prompt sample of one iteration (written by the sample-prompts activity). */
+export function promptSampleFile(paths: RunPaths, iteration: number): string {
+  return join(iterationDir(paths, iteration), 'prompts.json');
+}
+
+function shards(config: CsrConfig): number[] {
+  return Array.from({ length: config.workers.gpu_shards }, (_, index) => index);
+}
+
+/** One generate step per shard. */
+export function generateSteps(config: CsrConfig, paths: RunPaths, iteration: number, model: string): PlannedStep[] {
+  return shards(config).map((index) => ({
+    step: 'generate',
+    label: `shard-${index}`,
+    spec: {
+      out_dir: join(iterationDir(paths, iteration), 'generate', `shard-${index}`),
+      model,
+      prompts_file: promptSampleFile(paths, iteration),
+      images_dir: paths.imagesDir,
+      shard: { index, count: config.workers.gpu_shards },
+      params: config.generate,
+      seed: config.seed + iteration,
+      device: 'auto',
+    },
+  }));
+}
+
+/** One reward step per generate shard. */
+export function rewardSteps(config: CsrConfig, paths: RunPaths, iteration: number, generated: PlannedStep[]): PlannedStep[] {
+  return generated.map((gen, index) => ({
+    step: 'reward',
+    label: `shard-${index}`,
+    spec: {
+      out_dir: join(iterationDir(paths, iteration), 'reward', `shard-${index}`),
+      trees: [join(gen.spec.out_dir, 'trees.jsonl')],
+      clip: paths.clip,
+      images_dir: paths.imagesDir,
+      params: config.reward,
+      device: 'auto',
+    },
+  }));
+}
+
+export function curateStep(config: CsrConfig, paths: RunPaths, iteration: number, rewarded: PlannedStep[]): PlannedStep {
+  return {
+    step: 'curate',
+    label: 'pairs',
+    spec: {
+      out_dir: join(iterationDir(paths, iteration), 'curate'),
+      scored: rewarded.map((r) => join(r.spec.out_dir, 'scored.jsonl')),
+      images_dir: paths.imagesDir,
+      params: config.curate,
+      ...(paths.groundTruth ? { ground_truth: paths.groundTruth } : {}),
+    },
+  };
+}
+
+export function dpoStep(config: CsrConfig, paths: RunPaths, iteration: number, model: string, curated: PlannedStep): PlannedStep {
+  return {
+    step: 'dpo',
+    label: 'train',
+    spec: {
+      out_dir: join(iterationDir(paths, iteration), 'dpo'),
+      model,
+      pairs: [join(curated.spec.out_dir, 'pairs.jsonl')],
+      images_dir: paths.imagesDir,
+      params: config.dpo,
+      seed: config.seed + iteration,
+      device: 'auto',
+    },
+  };
+}
+
+export function mergeStep(paths: RunPaths, iteration: number, model: string, trained: PlannedStep): PlannedStep {
+  return {
+    step: 'merge',
+    label: 'merge',
+    spec: {
+      out_dir: join(iterationDir(paths, iteration), 'merge'),
+      model,
+      adapter: join(trained.spec.out_dir, 'adapter'),
+    },
+  };
+}
+
+/** The merged model folder a merge step produces. */
+export function mergedModel(merge: PlannedStep): string {
+  return join(merge.spec.out_dir, 'model');
+}
+
+/** Toy benchmarks default to the toy world's copies; real ones need a data_dir in the config. */
+export function benchmarkDataDir(benchmark: BenchmarkSpec, paths: RunPaths): string | undefined {
+  if (benchmark.data_dir) return benchmark.data_dir;
+  const toy = /^toy_(.+)$/.exec(benchmark.name);
+  if (toy && paths.toyworldDir) return join(paths.toyworldDir, 'benchmarks', toy[1] as string);
+  return undefined;
+}
+
+/** One evaluate step per configured benchmark. */
+export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: number, model: string): PlannedStep[] {
+  return config.evaluate.benchmarks.map((benchmark) => {
+    const dataDir = benchmarkDataDir(benchmark, paths);
+    return {
+      step: 'evaluate',
+      label: benchmark.name,
+      spec: {
+        out_dir: join(iterationDir(paths, iteration), 'evaluate', benchmark.name),
+        model,
+        benchmark: { name: benchmark.name, ...(dataDir ? { data_dir: dataDir } : {}), limit: benchmark.limit },
+        batch_size: config.evaluate.batch_size,
+        max_new_tokens: config.evaluate.max_new_tokens,
+        seed: config.seed,
+        device: 'auto',
+        ...(config.evaluate.judge ? { judge: config.evaluate.judge } : {}),
+      },
+    };
+  });
+}
+
+/** Every step of one iteration in order (iteration 0 only evaluates the base model). */
+export function iterationPlan(config: CsrConfig, paths: RunPaths, iteration: number, model: string): PlannedStep[] {
+  if (iteration === 0) return evaluateSteps(config, paths, 0, model);
+  const generated = generateSteps(config, paths, iteration, model);
+  const rewarded = rewardSteps(config, paths, iteration, generated);
+  const curated = curateStep(config, paths, iteration, rewarded);
+  const trained = dpoStep(config, paths, iteration, model, curated);
+  const merged = mergeStep(paths, iteration, model, trained);
+  return [
+    ...generated,
+    ...rewarded,
+    curated,
+    trained,
+    merged,
+    ...evaluateSteps(config, paths, iteration, mergedModel(merged)),
+  ];
+}
+
+/** The model an iteration starts from: the base for 0 and 1, else the previous iteration's merged model. */
+export function iterationStartModel(paths: RunPaths, iteration: number): string {
+  if (iteration <= 1) return paths.baseModel;
+  return join(iterationDir(paths, iteration - 1), 'merge', 'model');
+}

@@ -1,0 +1,122 @@
+/**
+ * What crosses the Temporal boundary between the CLI, the workflows and the activities: small
+ * objects of references (paths, hashes, counts), never the artifacts themselves.
+ */
+import type { CsrConfig } from '../config/schema';
+
+/** Where a run's inputs and outputs are, resolved once by the prepare step. */
+export interface RunPaths {
+  /** Artifact root of this run: every step writes under it, keyed so that a resume finds them. */
+  artifactRoot: string;
+  /** Starting model (iteration 1's policy and reference). */
+  baseModel: string;
+  /** CLIP judge of the reward step. */
+  clip: string;
+  /** Prompt set (csr-prompts-12k.json format). */
+  promptsFile: string;
+  imagesDir: string;
+  /** Toy world only: ground-truth scenes for the quality of preference pairs. */
+  groundTruth?: string;
+  /** Toy world only: its folder (the toy benchmarks' data default). */
+  toyworldDir?: string;
+}
+
+/** MLflow ids of a run, found or created idempotently. */
+export interface TrackingRefs {
+  experimentId: string;
+  parentRunId: string;
+}
+
+/** One step of one iteration, as status shows it. */
+export interface StepSummary {
+  step: string;
+  /** e.g. `shard-0`, a benchmark name. */
+  label?: string;
+  state: 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+  itemsTotal?: number;
+  itemsReused?: number;
+  itemsComputed?: number;
+  wallSeconds?: number;
+  startedAt?: string;
+  endedAt?: string;
+}
+
+/** What one finished iteration leaves behind (kept across continue-as-new, so small). */
+export interface IterationSummary {
+  iteration: number;
+  /** Merged model of this iteration (the next iteration's policy). 0 = the base model. */
+  model: string;
+  /** `<benchmark>/<metric>` -> value. */
+  metrics: Record<string, number>;
+  /** Flat statistics (curation, DPO) logged on the iteration's MLflow run. */
+  stats: Record<string, number>;
+  steps: StepSummary[];
+  /** Did this iteration improve the configured objective over the previous one? */
+  improved?: boolean;
+  mlflowRunId?: string;
+}
+
+/** Input of the run workflow; also its continue-as-new state. */
+export interface CsrRunInput {
+  config: CsrConfig;
+  /** sha256 of the resolved config: part of every artifact key. */
+  configHash: string;
+  /** Names this run's artifacts; a resumed run keeps its predecessor's key to reuse its work. */
+  runKey: string;
+  /** Config file name, for people. */
+  configFile?: string;
+  /** Set after preparation. */
+  paths?: RunPaths;
+  tracking?: TrackingRefs;
+  /** Next iteration to run (0 = evaluate the base model). */
+  nextIteration: number;
+  history: IterationSummary[];
+  /** Parameter changes sent by signal, applied from the next iteration on. */
+  overrides?: ParamOverrides;
+  /** The workflow this run resumes, if any. */
+  resumedFrom?: string;
+  /** Git commit of the code that started the run. */
+  codeVersion?: string;
+}
+
+/** Changes to the per-iteration parameters, sent while a run goes on. */
+export type ParamOverrides = Partial<Pick<CsrConfig, 'generate' | 'reward' | 'curate' | 'dpo'>> & {
+  iterations?: number;
+};
+
+/** Input of one iteration's workflow. */
+export interface CsrIterationInput {
+  config: CsrConfig;
+  configHash: string;
+  runKey: string;
+  iteration: number;
+  paths: RunPaths;
+  tracking?: TrackingRefs;
+  /** Policy and reference of this iteration: the previous iteration's merged model. */
+  model: string;
+  /** Objective value of the previous iteration, for the gate. */
+  previousObjective?: number;
+  parentWorkflowId: string;
+}
+
+/** What the run workflow's status query returns. */
+export interface RunStatus {
+  workflowId: string;
+  runKey: string;
+  phase: 'preparing' | 'running' | 'paused' | 'done' | 'stopped' | 'failed';
+  iterations: number;
+  currentIteration?: number;
+  currentStep?: string;
+  currentChildId?: string;
+  paused: boolean;
+  history: IterationSummary[];
+  resumedFrom?: string;
+}
+
+/** What the iteration workflow's status query returns. */
+export interface IterationStatus {
+  iteration: number;
+  currentStep?: string;
+  paused: boolean;
+  steps: StepSummary[];
+}

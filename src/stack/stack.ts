@@ -1,0 +1,142 @@
+/**
+ * The embedded default stack on one machine: Temporal dev server, MLflow server, and the workers,
+ * each a detached process group with a pid file under `$CSR_HOME/run/` and a log under
+ * `$CSR_HOME/logs/`. `up` is idempotent (what runs is adopted), `down` stops everything it started.
+ * With TEMPORAL_ADDRESS / MLFLOW_TRACKING_URI set, that server is used and none is started.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { csrEnv, repoRoot, type CsrEnv } from '../env';
+import { mlflowPidFile, startMlflowServer, stopMlflowServer } from './mlflow-server';
+import { livePid, startDetached, stopPidFile } from './process-group';
+import { portOpen, httpOk } from './wait';
+import { startTemporalServer, stopTemporalServer } from './temporal-server';
+
+/** How many workers of each kind `up` starts on this machine. */
+export interface StackOptions {
+  /** CPU stand-ins for GPU workers on a machine without GPUs. @default 1 */
+  gpuWorkers?: number;
+  /** Real GPU ids to start one GPU worker each for (instead of stand-ins). */
+  gpus?: string[];
+  /** Start no workers (servers only). @default false */
+  noWorkers?: boolean;
+  /** Print a line per stage. */
+  log?: (line: string) => void;
+}
+
+/** A service of the stack and whether it answers. */
+export interface ServiceHealth {
+  name: string;
+  url: string;
+  healthy: boolean;
+  embedded: boolean;
+  pid?: number;
+}
+
+const workerPidFile = (env: CsrEnv, name: string) => path.join(env.runDir, `worker-${name}.pid`);
+
+/** Names of the worker processes `up` starts. */
+function workerPlan(options: StackOptions): { name: string; args: string[] }[] {
+  if (options.noWorkers) return [];
+  const gpuWorkers: { name: string; args: string[] }[] = options.gpus?.length
+    ? [{ name: 'gpu', args: ['worker', '--gpus', options.gpus.join(',')] }]
+    : [{ name: 'gpu-standins', args: ['worker', '--stand-ins', String(options.gpuWorkers ?? 1)] }];
+  return [{ name: 'cpu', args: ['worker', '--cpu'] }, ...gpuWorkers];
+}
+
+/** Start (or adopt) every service; returns their health. */
+export async function stackUp(options: StackOptions = {}, env: CsrEnv = csrEnv()): Promise<ServiceHealth[]> {
+  const log = options.log ?? (() => undefined);
+  for (const dir of [env.home, env.runDir, env.logDir, env.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+
+  if (env.externalTemporal) {
+    log(`temporal  external at ${env.temporalAddress} (TEMPORAL_ADDRESS)`);
+  } else {
+    const temporal = await startTemporalServer({
+      binary: env.temporalBin,
+      stateDir: path.join(env.home, 'temporal'),
+      runDir: env.runDir,
+      logDir: env.logDir,
+      port: env.temporalPort,
+      uiPort: env.temporalUiPort,
+    });
+    log(`temporal  ${temporal.started ? 'started' : 'already running'} at ${temporal.address} (pid ${temporal.pid})`);
+  }
+  if (env.externalMlflow) {
+    log(`mlflow    external at ${env.mlflowUri} (MLFLOW_TRACKING_URI)`);
+  } else {
+    fs.mkdirSync(path.join(env.home, 'mlflow'), { recursive: true });
+    const mlflow = await startMlflowServer({
+      stateDir: path.join(env.home, 'mlflow'),
+      port: env.mlflowPort,
+      pidFile: mlflowPidFile(env.runDir),
+      logFile: path.join(env.logDir, 'mlflow.log'),
+      venv: env.venv,
+    });
+    log(`mlflow    ${mlflow.started ? 'started' : 'already running'} at ${mlflow.url} (pid ${mlflow.pid})`);
+  }
+  for (const worker of workerPlan(options)) {
+    const pidFile = workerPidFile(env, worker.name);
+    const running = livePid(pidFile);
+    if (running !== undefined) {
+      log(`worker    ${worker.name} already running (pid ${running})`);
+      continue;
+    }
+    const pid = startDetached({
+      command: process.execPath,
+      args: [path.join(repoRoot, 'bin', 'csr.js'), ...worker.args],
+      pidFile,
+      logFile: path.join(env.logDir, `worker-${worker.name}.log`),
+      env: { ...process.env, CSR_HOME: env.home },
+      cwd: repoRoot,
+    });
+    log(`worker    ${worker.name} started (pid ${pid}, log ${path.join(env.logDir, `worker-${worker.name}.log`)})`);
+  }
+  return stackHealth(env);
+}
+
+/** Stop workers first (they kill their compute process groups), then the servers. */
+export async function stackDown(env: CsrEnv = csrEnv(), log: (line: string) => void = () => undefined): Promise<void> {
+  if (fs.existsSync(env.runDir)) {
+    for (const file of fs.readdirSync(env.runDir).filter((f) => f.startsWith('worker-') && f.endsWith('.pid'))) {
+      const stopped = await stopPidFile(path.join(env.runDir, file), 30_000);
+      log(`worker    ${file.slice('worker-'.length, -'.pid'.length)} ${stopped ? 'stopped' : 'was not running'}`);
+    }
+  }
+  if (!env.externalMlflow) log(`mlflow    ${(await stopMlflowServer(mlflowPidFile(env.runDir))) ? 'stopped' : 'was not running'}`);
+  if (!env.externalTemporal) log(`temporal  ${(await stopTemporalServer(env.runDir)) ? 'stopped' : 'was not running'}`);
+}
+
+/** Is each service answering? */
+export async function stackHealth(env: CsrEnv = csrEnv()): Promise<ServiceHealth[]> {
+  const [host, portText] = env.temporalAddress.split(':');
+  const services: ServiceHealth[] = [
+    {
+      name: 'temporal',
+      url: env.temporalAddress,
+      healthy: await portOpen(host ?? '127.0.0.1', Number(portText ?? 7233)),
+      embedded: !env.externalTemporal,
+      pid: livePid(path.join(env.runDir, 'temporal.pid')),
+    },
+    {
+      name: 'temporal-ui',
+      url: env.temporalUiUrl,
+      healthy: await httpOk(env.temporalUiUrl),
+      embedded: !env.externalTemporal,
+    },
+    {
+      name: 'mlflow',
+      url: env.mlflowUri,
+      healthy: await httpOk(`${env.mlflowUri}/health`),
+      embedded: !env.externalMlflow,
+      pid: livePid(mlflowPidFile(env.runDir)),
+    },
+  ];
+  if (fs.existsSync(env.runDir)) {
+    for (const file of fs.readdirSync(env.runDir).filter((f) => f.startsWith('worker-') && f.endsWith('.pid'))) {
+      const pid = livePid(path.join(env.runDir, file));
+      services.push({ name: file.slice(0, -'.pid'.length), url: '-', healthy: pid !== undefined, embedded: true, pid });
+    }
+  }
+  return services;
+}

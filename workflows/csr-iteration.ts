@@ -1,0 +1,150 @@
+/**
+ * One CSR iteration: generate (sharded over the GPU workers) -> reward (sharded) -> curate -> DPO ->
+ * merge -> evaluate (one activity per benchmark) -> gate. Iteration 0 only evaluates the base model.
+ *
+ * Deterministic and reference-only: every step is an activity that receives a spec of paths and
+ * returns a small manifest summary; the plan (which spec each step gets) comes from pure functions in
+ * src/shared/plan.ts, so that `csr resume --dry-run` can compute the same plan.
+ */
+import { condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { CsrIterationInput, IterationStatus, IterationSummary, StepSummary } from '../src/shared/run-types';
+import {
+  curateStep,
+  dpoStep,
+  evaluateSteps,
+  generateSteps,
+  mergeStep,
+  mergedModel,
+  promptSampleFile,
+  rewardSteps,
+  type PlannedStep,
+} from '../src/shared/plan';
+import { CPU_QUEUE, GPU_QUEUE, computeActivityOptions, lightActivityOptions } from './activity-options';
+import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
+
+type Activities = typeof activities;
+
+/** Run one iteration; returns its summary for the run workflow's history. */
+export async function csrIteration(input: CsrIterationInput): Promise<IterationSummary> {
+  const { config, paths, iteration } = input;
+  const gpu = proxyActivities<Activities>(computeActivityOptions(config, GPU_QUEUE));
+  const cpuCompute = proxyActivities<Activities>(computeActivityOptions(config, CPU_QUEUE));
+  const light = proxyActivities<Activities>(lightActivityOptions);
+
+  const steps: StepSummary[] = [];
+  let currentStep: string | undefined;
+  let paused = false;
+  setHandler(pauseSignal, () => void (paused = true));
+  setHandler(resumeSignal, () => void (paused = false));
+  setHandler(iterationStatusQuery, (): IterationStatus => ({ iteration, currentStep, paused, steps }));
+
+  /** Honour a pause between steps: the step in flight always finishes first. */
+  const gate = async (next: string) => {
+    currentStep = paused ? `paused before ${next}` : next;
+    await condition(() => !paused);
+    currentStep = next;
+  };
+
+  /** Launch planned steps in parallel on one queue and record their summaries. */
+  const launch = async (planned: PlannedStep[], acts: Activities, env?: Record<string, string>) => {
+    const entries = planned.map((p) => {
+      const summary: StepSummary = { step: p.step, label: p.label, state: 'running', startedAt: new Date().toISOString() };
+      steps.push(summary);
+      return { p, summary };
+    });
+    return Promise.all(
+      entries.map(async ({ p, summary }) => {
+        try {
+          const result = await acts.runComputeStep({ step: p.step, spec: p.spec, label: p.label, env });
+          Object.assign(summary, {
+            state: result.skipped ? 'skipped' : 'done',
+            itemsTotal: result.itemsTotal,
+            itemsReused: result.itemsReused,
+            itemsComputed: result.itemsComputed,
+            wallSeconds: result.wallSeconds,
+            endedAt: new Date().toISOString(),
+          } satisfies Partial<StepSummary>);
+          return result;
+        } catch (error) {
+          summary.state = 'failed';
+          summary.endedAt = new Date().toISOString();
+          throw error;
+        }
+      }),
+    );
+  };
+
+  const tracking = input.tracking
+    ? await light.trackIterationStart({ tracking: input.tracking, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId })
+    : undefined;
+  const mlflowEnv = tracking ? { MLFLOW_RUN_ID: tracking.runId } : undefined;
+
+  const stats: Record<string, number> = {};
+  let model = input.model;
+  if (iteration > 0) {
+    await gate('sample prompts');
+    await light.samplePrompts({
+      source: paths.promptsFile,
+      target: promptSampleFile(paths, iteration),
+      limit: config.prompts.limit,
+      seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
+    });
+
+    await gate('generate');
+    const generated = generateSteps(config, paths, iteration, input.model);
+    await launch(generated, gpu);
+
+    await gate('reward');
+    const rewarded = rewardSteps(config, paths, iteration, generated);
+    await launch(rewarded, gpu);
+
+    await gate('curate');
+    const curated = curateStep(config, paths, iteration, rewarded);
+    const [curation] = await launch([curated], cpuCompute);
+    Object.assign(stats, prefixed('curate', curation?.stats ?? {}));
+
+    await gate('dpo');
+    const trained = dpoStep(config, paths, iteration, input.model, curated);
+    const [training] = await launch([trained], gpu, mlflowEnv);
+    Object.assign(stats, prefixed('dpo', training?.stats ?? {}));
+
+    await gate('merge');
+    const merged = mergeStep(paths, iteration, input.model, trained);
+    await launch([merged], gpu);
+    model = mergedModel(merged);
+  }
+
+  await gate('evaluate');
+  const evaluations = evaluateSteps(config, paths, iteration, model);
+  await launch(evaluations, gpu);
+  const metrics = await light.readEvaluation({ outDirs: evaluations.map((e) => ({ benchmark: e.label, outDir: e.spec.out_dir })) });
+
+  await gate('record');
+  const objective = config.evaluate.objective;
+  const current = objective === undefined ? undefined : metrics[objective];
+  let improved: boolean | undefined;
+  if (current !== undefined && input.previousObjective !== undefined) {
+    improved =
+      config.evaluate.objective_direction === 'minimize' ? current < input.previousObjective : current > input.previousObjective;
+  }
+  const summary: IterationSummary = { iteration, model, metrics, stats, steps, improved, mlflowRunId: tracking?.runId };
+  if (input.tracking) {
+    await light.trackIterationEnd({
+      tracking: input.tracking,
+      iterationRunId: tracking?.runId,
+      iteration,
+      metrics,
+      stats,
+      curateDir: iteration > 0 ? curateStep(config, paths, iteration, []).spec.out_dir : undefined,
+      evaluateDirs: evaluations.map((e) => e.spec.out_dir),
+      artifactRoot: paths.artifactRoot,
+    });
+  }
+  currentStep = 'done';
+  return summary;
+}
+
+function prefixed(prefix: string, values: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}/${k}`, v]));
+}

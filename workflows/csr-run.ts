@@ -1,0 +1,124 @@
+/**
+ * A CSR run: prepare (toy world, prompt set, MLflow runs), then iteration 0 (the base model's
+ * evaluation) and iterations 1..N, each a child workflow, continuing-as-new between iterations so
+ * the history of a long run stays small. The state that crosses continue-as-new is `CsrRunInput`.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
+import { iterationStartModel } from '../src/shared/plan';
+import { GPU_QUEUE, computeActivityOptions, lightActivityOptions } from './activity-options';
+import { csrIteration } from './csr-iteration';
+import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
+
+type Activities = typeof activities;
+
+/** Run (or go on with) a CSR run from its state. */
+export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
+  const state: CsrRunInput = { ...input, history: [...input.history] };
+  // Scheduled runs share one input; each takes its own workflow id (schedule id + time) as key.
+  if (!state.runKey) state.runKey = workflowInfo().workflowId;
+  const light = proxyActivities<Activities>(lightActivityOptions);
+  const gpu = proxyActivities<Activities>(computeActivityOptions(state.config, GPU_QUEUE));
+
+  let paused = false;
+  let phase: RunStatus['phase'] = state.paths ? 'running' : 'preparing';
+  let currentChildId: string | undefined;
+  let currentIteration: number | undefined;
+  const iterations = () => state.overrides?.iterations ?? state.config.iterations;
+
+  setHandler(pauseSignal, () => void (paused = true));
+  setHandler(resumeSignal, () => void (paused = false));
+  setHandler(setParamsSignal, (overrides) => {
+    state.overrides = { ...state.overrides, ...overrides };
+  });
+  setHandler(
+    runStatusQuery,
+    (): RunStatus => ({
+      workflowId: workflowInfo().workflowId,
+      runKey: state.runKey,
+      phase: paused && phase === 'running' ? 'paused' : phase,
+      iterations: iterations(),
+      currentIteration,
+      currentChildId,
+      paused,
+      history: state.history,
+      resumedFrom: state.resumedFrom,
+    }),
+  );
+
+  if (!state.paths) {
+    const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
+    if (prepared.toyworldBuild) await gpu.runComputeStep(prepared.toyworldBuild);
+    state.paths = await light.resolveRunPaths({ config: state.config, runKey: state.runKey, toyworldDir: prepared.toyworldDir });
+    state.tracking = await light.trackRunStart({
+      config: state.config,
+      configHash: state.configHash,
+      runKey: state.runKey,
+      workflowId: workflowInfo().workflowId,
+      codeVersion: state.codeVersion,
+      resumedFrom: state.resumedFrom,
+    });
+    phase = 'running';
+  }
+  const paths = state.paths;
+
+  while (state.nextIteration <= iterations()) {
+    const iteration = state.nextIteration;
+    currentIteration = iteration;
+    await condition(() => !paused);
+    const config = { ...state.config, ...withoutIterations(state.overrides) };
+    const previous = state.history[state.history.length - 1];
+    const objective = state.config.evaluate.objective;
+    currentChildId = `${workflowInfo().workflowId}/iter-${iteration}`;
+    const summary = await executeChild(csrIteration, {
+      workflowId: currentChildId,
+      args: [
+        {
+          config,
+          configHash: state.configHash,
+          runKey: state.runKey,
+          iteration,
+          paths,
+          tracking: state.tracking,
+          model: iterationStartModel(paths, iteration),
+          previousObjective: objective && previous ? previous.metrics[objective] : undefined,
+          parentWorkflowId: workflowInfo().workflowId,
+        },
+      ],
+    });
+    state.history.push(summary);
+    state.nextIteration = iteration + 1;
+    currentChildId = undefined;
+
+    if (summary.improved === false && state.config.evaluate.stop_when_worse) {
+      phase = 'stopped';
+      return state.history;
+    }
+    if (state.nextIteration <= iterations()) {
+      // Signals that arrived meanwhile are folded into `state` before the history is cut.
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof csrRun>(state);
+    }
+  }
+  phase = 'done';
+  if (state.history.length === 0) throw ApplicationFailure.nonRetryable('the run had no iteration to do', 'EmptyRun');
+  return state.history;
+}
+
+function withoutIterations(overrides: CsrRunInput['overrides']) {
+  if (!overrides) return {};
+  const { iterations: _ignored, ...rest } = overrides;
+  return rest;
+}
+
+export { iterationStatusQuery };
