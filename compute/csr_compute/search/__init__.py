@@ -1,0 +1,1 @@
+"""The search and scoring algorithms of CSR, independent of files and specs."""

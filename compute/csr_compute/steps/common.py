@@ -1,0 +1,248 @@
+"""What every compute step shares: spec parsing, skip-if-complete, seeding and heartbeats.
+
+A step's spec is a dataclass whose ``__post_init__`` validates every field and raises
+``contract.SpecError`` naming the field (with its full path, e.g. ``params.num_beams``), the value and
+what was expected, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, TypeVar
+
+from ..contract import MissingInputError, Progress, SpecError, emit, sha256_file
+
+T = TypeVar("T")
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+# ---------------------------------------------------------------- field checks (used by __post_init__)
+
+def check_int(path: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(path, value, "an integer")
+    if minimum is not None and value < minimum:
+        raise SpecError(path, value, f"an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SpecError(path, value, f"an integer <= {maximum}")
+    return value
+
+
+def check_float(path: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(path, value, "a number")
+    if minimum is not None and value < minimum:
+        raise SpecError(path, value, f"a number >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SpecError(path, value, f"a number <= {maximum}")
+    return float(value)
+
+
+def check_bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(path, value, "true or false")
+    return value
+
+
+def check_choice(path: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SpecError(path, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def check_str(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(path, value, "a non-empty string")
+    return value
+
+
+def check_paths(path: str, value: Any) -> list[str]:
+    """A list of paths; a single string is accepted as a list of one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(path, value, "a non-empty list of paths")
+    return list(value)
+
+
+def from_dict(cls: type[T], data: Any, path: str) -> T:
+    """Build a spec dataclass from JSON, rejecting unknown keys (a typo would otherwise be silently ignored)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(path, data, "a JSON object")
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in known:
+            raise SpecError(f"{path}.{key}" if path else key, data[key],
+                            f"no such field; known fields: {', '.join(sorted(known))}")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.init and f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        name = missing[0]
+        raise SpecError(f"{path}.{name}" if path else name, None, "a value (the field is required)")
+    return cls(**data)
+
+
+def help_of(cls: type, name: str) -> str:
+    """The help text of a dataclass field (README tables are generated from these)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(name)
+
+
+@dataclasses.dataclass
+class StepSpec:
+    """Fields common to every step's spec."""
+
+    out_dir: str = dataclasses.field(metadata={"help": "Folder the step writes to (and only there)."})
+    seed: int = dataclasses.field(default=0, metadata={"help": "Seed of every random generator the step uses."})
+    device: str = dataclasses.field(
+        default="auto", metadata={"help": "'auto' (the GPU of CUDA_VISIBLE_DEVICES if any, else CPU), 'cpu' or 'cuda'."})
+    dtype: str = dataclasses.field(
+        default="auto", metadata={"help": "'auto' (bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'."})
+
+    def __post_init__(self) -> None:
+        check_str("out_dir", self.out_dir)
+        check_int("seed", self.seed, minimum=0)
+        if not (isinstance(self.device, str) and (self.device in DEVICES or self.device.startswith("cuda:"))):
+            raise SpecError("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        check_choice("dtype", self.dtype, DTYPES)
+
+
+# ---------------------------------------------------------------- completion, inputs, seeding
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """The same hash that ``contract.write_manifest`` records."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def completed_manifest(out_dir: str | os.PathLike[str], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The step's manifest if the step already completed for exactly this spec and its files are intact.
+
+    A manifest whose spec hash differs, or whose listed files are missing or changed, does not count:
+    the step then runs (and resumes whatever per-item results are still valid).
+    """
+    path = Path(out_dir) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if manifest.get("spec_hash") != spec_hash(spec):
+        return None
+    for name, entry in manifest.get("files", {}).items():
+        file = Path(out_dir) / name
+        if not file.is_file() or file.stat().st_size != entry.get("bytes") or sha256_file(file) != entry.get("sha256"):
+            return None
+    return manifest
+
+
+def guard_resume(out_dir: str | os.PathLike[str], spec: dict[str, Any], ignore: tuple[str, ...] = ("device",)) -> None:
+    """Refuse to resume per-item results that an earlier run wrote for a different spec.
+
+    The device may change between attempts (a retry can land on another host); anything else that
+    changes the results would mix two experiments in one file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    identity = spec_hash({k: v for k, v in spec.items() if k not in ignore})
+    marker = out / "spec_identity.json"
+    if marker.is_file():
+        previous = json.loads(marker.read_text()).get("identity")
+        if previous != identity:
+            raise SpecError("out_dir", str(out), "an empty folder or one that an earlier attempt of the same spec wrote "
+                            "(it holds results of a different spec; use a new out_dir)")
+        return
+    marker.write_text(json.dumps({"identity": identity}) + "\n")
+
+
+def require_file(path: str | os.PathLike[str], what: str) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise MissingInputError(f"{what} {str(file)!r} does not exist")
+    return file
+
+
+def read_jsonl(paths: list[str], what: str) -> list[dict[str, Any]]:
+    """All records of several JSONL files, in order; a missing file is a MissingInputError naming it."""
+    records = []
+    for path in paths:
+        with open(require_file(path, what), encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as error:
+                        raise MissingInputError(f"{what} {path!r} line {number} is not JSON ({error}); "
+                                                "the upstream step did not finish writing it") from error
+    return records
+
+
+def resolve_image(images_dir: str | os.PathLike[str], name: str) -> Path:
+    """Absolute path of a prompt's image.
+
+    The CSR prompt set names COCO images by id (``000000442786.jpg``) while COCO train2014 files carry
+    a ``COCO_train2014_`` prefix, so both spellings are tried.
+    """
+    base = Path(images_dir)
+    for candidate in (base / name, base / f"COCO_train2014_{name}"):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise MissingInputError(f"image {name!r} not found in images_dir {str(base)!r} "
+                            f"(tried {name!r} and 'COCO_train2014_{name}')")
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------- heartbeats
+
+def beat(progress: Progress, phase: str, **extra: Any) -> None:
+    """One progress event now, whatever the throttle says: the activity treats silence as a hung step."""
+    emit("progress", step=progress.step, done=progress.done, total=progress.total, reused=progress.reused,
+         unit=progress.unit, phase=phase, **extra)
+
+
+@contextmanager
+def heartbeat(progress: Progress, phase: str, interval_s: float = 5.0) -> Iterator[None]:
+    """Progress events before, every ``interval_s`` during, and after a long blocking call.
+
+    Loading a 7B model or saving a checkpoint can take minutes with no natural progress points; a
+    daemon thread keeps the step visibly alive meanwhile.
+    """
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def run() -> None:
+        while not stop.wait(interval_s):
+            beat(progress, phase, phase_elapsed_s=round(time.monotonic() - started, 1))
+
+    beat(progress, f"{phase}:start")
+    thread = threading.Thread(target=run, name=f"heartbeat-{phase}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    beat(progress, f"{phase}:done", phase_elapsed_s=round(time.monotonic() - started, 1))

@@ -1,0 +1,270 @@
+"""Step ``generate``: one sentence-level beam search tree per prompt, written as each tree finishes.
+
+Spec (``GenerateSpec``): the LVLM folder, the prompt set, the image folder, a shard, the ``generate``
+section of the run config as ``params``. Output: ``trees.jsonl`` (one record per prompt, key ``id``)
+and ``manifest.json``. A restarted shard skips every prompt already in ``trees.jsonl``.
+
+Throughput: the prompt (with its image) is encoded once per prompt and its keys/values reused for
+every node of its tree; the active nodes of several prompts (``prompts_in_flight``) are expanded
+together, ``batch_size`` nodes (x ``num_token_beams`` beams) per forward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
+from ..search.calibration import CALIBRATIONS, calibrate_siblings, path_value
+from ..search.group_beam import PromptCache, SearchSettings, expand_nodes, prefill_prompt
+from ..search.tree import SentenceTree
+from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_str, completed_manifest,
+                     from_dict, guard_resume, heartbeat, require_file, resolve_image, seed_everything)
+
+STEP = "generate"
+PRUNE_BY = ("self_reward", "calibrated")
+
+
+@dataclass
+class GenerateParams:
+    """The ``generate`` section of the run config."""
+
+    num_beams: int = field(default=5, metadata={"help": "Sentence beams: pruning starts once a depth has this many new open nodes."})
+    num_token_beams: int = field(default=5, metadata={"help": "Token-level beams per node = candidate sentences per node."})
+    num_beam_groups: int = field(default=5, metadata={"help": "Diverse beam search groups (divides num_token_beams)."})
+    diversity_penalty: float = field(default=3.0, metadata={"help": "Hamming diversity penalty between groups."})
+    max_new_tokens: int = field(default=70, metadata={"help": "Token limit of one sentence."})
+    max_length: int = field(default=1024, metadata={"help": "Token limit of prompt (image tokens included) + response; reaching it ends the response."})
+    keep_top: int = field(default=1, metadata={"help": "Best open nodes kept per depth (reference code: num_beams/2 - 1)."})
+    keep_bottom: int = field(default=2, metadata={"help": "Worst open nodes kept per depth (reference code: num_beams/2)."})
+    prune_by: str = field(default="self_reward", metadata={"help": "'self_reward' (cumulative, reference code) or 'calibrated' (paper; needs spec.clip)."})
+    batch_size: int = field(default=32, metadata={"help": "Nodes per forward pass (each brings num_token_beams rows)."})
+    prompts_in_flight: int = field(default=8, metadata={"help": "Prompts whose trees grow together, so that a forward pass holds nodes of several prompts."})
+    sentence_end: str = field(default=".", metadata={"help": "The token that ends a sentence (LLaMA: '.', id 29889)."})
+
+    def __post_init__(self) -> None:
+        p = "params"
+        check_int(f"{p}.num_beams", self.num_beams, minimum=1)
+        check_int(f"{p}.num_token_beams", self.num_token_beams, minimum=1)
+        check_int(f"{p}.num_beam_groups", self.num_beam_groups, minimum=1)
+        if self.num_token_beams % self.num_beam_groups:
+            raise SpecError(f"{p}.num_beam_groups", self.num_beam_groups,
+                            f"a divisor of num_token_beams ({self.num_token_beams})")
+        check_float(f"{p}.diversity_penalty", self.diversity_penalty, minimum=0.0)
+        check_int(f"{p}.max_new_tokens", self.max_new_tokens, minimum=1)
+        check_int(f"{p}.max_length", self.max_length, minimum=2)
+        check_int(f"{p}.keep_top", self.keep_top, minimum=0)
+        check_int(f"{p}.keep_bottom", self.keep_bottom, minimum=0)
+        if not 1 <= self.keep_top + self.keep_bottom <= self.num_beams:
+            raise SpecError(f"{p}.keep_top", self.keep_top,
+                            f"keep_top + keep_bottom (now {self.keep_top + self.keep_bottom}) between 1 and num_beams ({self.num_beams})")
+        check_choice(f"{p}.prune_by", self.prune_by, PRUNE_BY)
+        check_int(f"{p}.batch_size", self.batch_size, minimum=1)
+        check_int(f"{p}.prompts_in_flight", self.prompts_in_flight, minimum=1)
+        check_str(f"{p}.sentence_end", self.sentence_end)
+
+
+@dataclass
+class CalibratedPruning:
+    """The ``reward`` section, needed only when ``params.prune_by`` is ``calibrated``."""
+
+    calibration: str = field(default="rank", metadata={"help": "'rank' or 'score' (see reward)."})
+    alpha: float = field(default=0.9, metadata={"help": "Weight of the CLIP side."})
+    batch_size: int = field(default=64, metadata={"help": "Sentences per CLIP forward pass."})
+
+    def __post_init__(self) -> None:
+        check_choice("reward.calibration", self.calibration, CALIBRATIONS)
+        check_float("reward.alpha", self.alpha, minimum=0.0, maximum=1.0)
+        check_int("reward.batch_size", self.batch_size, minimum=1)
+
+
+@dataclass
+class GenerateSpec(StepSpec):
+    model: str = field(default="", metadata={"help": "LVLM folder (LlavaForConditionalGeneration + processor)."})
+    prompts_file: str = field(default="", metadata={"help": "JSON list of {id, image, input}."})
+    images_dir: str = field(default="", metadata={"help": "Folder of the prompts' images."})
+    shard: dict = field(default_factory=lambda: {"index": 0, "count": 1},
+                        metadata={"help": "{index, count}: this worker's contiguous slice of the prompts."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N prompts (before sharding)."})
+    params: Any = field(default_factory=dict, metadata={"help": "The generate section of the config (GenerateParams)."})
+    clip: str | None = field(default=None, metadata={"help": "CLIP folder; required when params.prune_by is 'calibrated'."})
+    reward: Any = field(default=None, metadata={"help": "The reward section (calibration, alpha) for calibrated pruning."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_str("model", self.model)
+        check_str("prompts_file", self.prompts_file)
+        check_str("images_dir", self.images_dir)
+        if not isinstance(self.shard, dict) or set(self.shard) != {"index", "count"}:
+            raise SpecError("shard", self.shard, "an object {index, count}")
+        check_int("shard.count", self.shard["count"], minimum=1)
+        check_int("shard.index", self.shard["index"], minimum=0, maximum=self.shard["count"] - 1)
+        if self.limit is not None:
+            check_int("limit", self.limit, minimum=1)
+        self.params = from_dict(GenerateParams, self.params, "params")
+        self.reward = from_dict(CalibratedPruning, self.reward, "reward")
+        if self.params.prune_by == "calibrated":
+            check_str("clip", self.clip)
+
+
+def load_prompts(spec: GenerateSpec) -> list[dict[str, Any]]:
+    path = require_file(spec.prompts_file, "prompts_file")
+    prompts = json.loads(path.read_text())
+    if not isinstance(prompts, list):
+        raise SpecError("prompts_file", spec.prompts_file, "a JSON list of {id, image, input}")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, dict) or not {"id", "image", "input"} <= set(prompt):
+            raise SpecError(f"prompts_file[{i}]", prompt, "an object with id, image and input")
+    ids = [str(p["id"]) for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise SpecError("prompts_file", spec.prompts_file, "unique prompt ids")
+    if spec.limit is not None:
+        prompts = prompts[:spec.limit]
+    return shard_slice(prompts, spec.shard["index"], spec.shard["count"])
+
+
+class TreeGrower:
+    """Grows the trees of a pool of prompts, depth by depth, with batched node expansion."""
+
+    def __init__(self, lvlm: Any, params: GenerateParams, images_dir: str, clip: Any = None,
+                 reward: CalibratedPruning | None = None):
+        self.lvlm, self.params, self.images_dir = lvlm, params, images_dir
+        self.clip, self.reward = clip, reward
+        tokenizer = lvlm.tokenizer
+        sentence_end_id = tokenizer.convert_tokens_to_ids(params.sentence_end)
+        if sentence_end_id is None or sentence_end_id == tokenizer.unk_token_id:
+            raise SpecError("params.sentence_end", params.sentence_end, "a token of the model's vocabulary")
+        self.settings = SearchSettings(
+            num_beams=params.num_token_beams, num_groups=params.num_beam_groups,
+            diversity_penalty=params.diversity_penalty, max_new_tokens=params.max_new_tokens,
+            sentence_end_id=sentence_end_id, eos_id=tokenizer.eos_token_id,
+            pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        self.tokens_generated = 0
+        self.positions_computed = 0
+
+    def start(self, prompt: dict[str, Any]) -> tuple[SentenceTree, PromptCache, dict[str, Any], Any]:
+        from PIL import Image
+
+        image_path = resolve_image(self.images_dir, prompt["image"])
+        image = Image.open(image_path).convert("RGB")
+        text = self.lvlm.prompt_text(prompt["input"])
+        inputs = self.lvlm.processor(text=text, images=image, return_tensors="pt").to(self.lvlm.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.lvlm.model.dtype)
+        cache = prefill_prompt(self.lvlm.model, dict(inputs))
+        tree = SentenceTree(prompt_id=str(prompt["id"]), prompt_length=cache.length + 1,
+                            max_length=self.params.max_length, max_new_tokens=self.params.max_new_tokens)
+        if tree.prompt_length >= self.params.max_length:
+            raise SpecError("params.max_length", self.params.max_length,
+                            f"more than the prompt length ({tree.prompt_length} tokens for prompt {prompt['id']!r})")
+        record = {"id": str(prompt["id"]), "image": prompt["image"], "image_path": str(image_path),
+                  "input": prompt["input"], "prompt": text, "prompt_tokens": tree.prompt_length}
+        return tree, cache, record, image
+
+    def grow_round(self, pool: list[tuple[SentenceTree, PromptCache, dict[str, Any], Any]]) -> None:
+        """Expand every active node of every tree in the pool by one sentence, then prune each tree."""
+        work = [(tree, cache, node, response, budget)
+                for tree, cache, _, _ in pool for node, response, budget in tree.work()]
+        decode = lambda ids: self.lvlm.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+        for start in range(0, len(work), self.params.batch_size):
+            chunk = work[start:start + self.params.batch_size]
+            candidates, computed = expand_nodes(
+                self.lvlm.model, [c for _, c, _, _, _ in chunk], [r for _, _, _, r, _ in chunk],
+                [b for _, _, _, _, b in chunk], self.settings)
+            self.positions_computed += computed
+            for (tree, _, node, _, _), node_candidates in zip(chunk, candidates):
+                tree.attach(node, node_candidates, decode, self.settings.eos_id)
+                self.tokens_generated += sum(len(c.token_ids) for c in node_candidates)
+        for tree, _, _, image in pool:
+            tree.close_depth(self._prune_key(tree, image), self.params.num_beams, self.params.keep_top,
+                             self.params.keep_bottom)
+
+    def _prune_key(self, tree: SentenceTree, image: Any):
+        if self.params.prune_by == "self_reward":
+            return lambda index: tree.nodes[index]["score"]
+        # Calibrated pruning (the paper): CLIP-score this depth's new sentences, calibrate among
+        # siblings, and rank open nodes by the mean calibrated value of their path.
+        new = [n for n in tree.nodes if n["parent"] in set(tree.expanded_this_depth)]
+        scores = self.clip.score(image, [n["text"] for n in new])
+        by_parent: dict[int, list[dict[str, Any]]] = {}
+        for node, score in zip(new, scores):
+            node["clip"] = score
+            by_parent.setdefault(node["parent"], []).append(node)
+        for siblings in by_parent.values():
+            calibrate_siblings(siblings, self.reward.alpha, self.reward.calibration)
+
+        def key(index: int) -> float:
+            values = []
+            while index > 0:
+                values.append(tree.nodes[index].get("calibrated", 0.0))
+                index = tree.nodes[index]["parent"]
+            return path_value(values, self.reward.calibration, "sentences")
+        return key
+
+
+def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
+    spec = from_dict(GenerateSpec, raw_spec, "")
+    done = completed_manifest(spec.out_dir, raw_spec)
+    if done is not None:
+        log(f"generate: {spec.out_dir} is already complete for this spec; nothing to do")
+        return done
+    from ..models import load_clip, load_lvlm, set_threads_from_env
+
+    set_threads_from_env()
+    seed_everything(spec.seed)
+    guard_resume(spec.out_dir, raw_spec)
+    prompts = load_prompts(spec)
+    progress = Progress(STEP, total=len(prompts), unit="prompts")
+    progress.start()
+    out = Path(spec.out_dir)
+    store = JsonlStore(out / "trees.jsonl")
+    try:
+        todo = [p for p in prompts if str(p["id"]) not in store]
+        reused = len(prompts) - len(todo)
+        if reused:
+            progress.advance(reused, reused=True)
+        grower = None
+        started = time.monotonic()
+        if todo:
+            with heartbeat(progress, "load_model"):
+                lvlm = load_lvlm(spec.model, spec.device, spec.dtype)
+                clip = None
+                if spec.params.prune_by == "calibrated":
+                    from ..search.clip_score import ClipScorer
+
+                    loaded = load_clip(spec.clip, lvlm.device)
+                    clip = ClipScorer(loaded.model, loaded.processor, loaded.device, spec.reward.batch_size)
+            grower = TreeGrower(lvlm, spec.params, spec.images_dir, clip, spec.reward)
+            queue = list(todo)
+            pool: list = []
+            while queue or pool:
+                while queue and len(pool) < spec.params.prompts_in_flight:
+                    pool.append(grower.start(queue.pop(0)))
+                grower.grow_round(pool)
+                for entry in [e for e in pool if e[0].done]:
+                    tree, _, record, _ = entry
+                    store.append({**record, "nodes": tree.nodes})
+                    pool.remove(entry)
+                    progress.advance(1, tokens=grower.tokens_generated)
+        elapsed = time.monotonic() - started
+        records = [store.get(str(p["id"])) for p in prompts]
+    finally:
+        store.close()
+    nodes = [n for r in records for n in r["nodes"]]
+    stats = {
+        "prompts": len(prompts),
+        "nodes": len(nodes),
+        "final_nodes": sum(n["final"] for n in nodes),
+        "max_depth": max((n["depth"] for n in nodes), default=0),
+        "tokens_generated": grower.tokens_generated if grower else 0,
+        "tokens_per_s": round(grower.tokens_generated / elapsed, 2) if grower and elapsed > 0 else 0.0,
+    }
+    return write_manifest(spec.out_dir, step=STEP, spec=raw_spec, files=["trees.jsonl"], items_total=len(prompts),
+                          items_reused=reused, items_computed=len(todo), stats=stats)
+
+
+FIELDS = [f.name for f in dataclasses.fields(GenerateSpec)]
