@@ -1,0 +1,238 @@
+/**
+ * The activity that runs one compute step: skip it if an earlier run finished it, take the worker's
+ * GPU lease(s), launch the child in its own process group, heartbeat on a timer for its whole life,
+ * turn its exit into a Temporal outcome, and kill the whole group on cancellation.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { CsrEnv } from '../src/env';
+import type { GpuLeases } from '../src/gpu/leases';
+import { specHash } from './canonical-json';
+import { type ComputeEvent, runComputeProcess } from './compute-process';
+import { ComputeFailureType, failureForExit } from './exit-codes';
+import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
+import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
+
+/** What the compute-step activity needs from its worker. */
+export interface ComputeStepDeps {
+  env: Pick<CsrEnv, 'python' | 'venv'>;
+  /** GPU ids this worker serves; empty on CPU workers and CPU stand-ins (the child then sees no GPU). */
+  gpus: readonly string[];
+  /** The host's lease table; required when `gpus` is not empty. */
+  leases?: GpuLeases;
+  /** Environment the worker pins for every child (e.g. CSR_TORCH_THREADS of a stand-in). */
+  workerEnv?: Record<string, string>;
+  /** Worker id, for logs. */
+  workerId: string;
+  /** Default heartbeat interval. @default 10000 */
+  heartbeatEveryMs?: number;
+  /** Grace between SIGTERM and SIGKILL on cancellation. @default 10000 */
+  killGraceMs?: number;
+}
+
+const PINNED_ENV = ['CUDA_VISIBLE_DEVICES'];
+
+function badSpec(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, ComputeFailureType.badSpec);
+}
+
+interface CheckedInput {
+  outDir: string;
+  label: string;
+  gpus: string[];
+  heartbeatEveryMs: number;
+}
+
+function checkInput(input: ComputeStepInput, deps: ComputeStepDeps): CheckedInput {
+  if (typeof input?.step !== 'string' || !/^[a-z][a-z0-9-]*$/.test(input.step)) {
+    throw badSpec(`step: expected a compute step name, got ${JSON.stringify(input?.step)}`);
+  }
+  const { spec } = input;
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw badSpec(`${input.step}: spec: expected a JSON object, got ${JSON.stringify(spec)}`);
+  }
+  const outDir = spec.out_dir;
+  if (typeof outDir !== 'string' || !path.isAbsolute(outDir)) {
+    throw badSpec(`${input.step}: spec.out_dir: expected an absolute path, got ${JSON.stringify(outDir)}`);
+  }
+  for (const [key, value] of Object.entries(input.env ?? {})) {
+    if (PINNED_ENV.includes(key)) {
+      throw badSpec(`${input.step}: env.${key}: the worker pins this; route the step to the right queue instead`);
+    }
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || typeof value !== 'string') {
+      throw badSpec(`${input.step}: env.${key}: expected a variable name with a string value, got ${JSON.stringify(value)}`);
+    }
+  }
+  const every = input.heartbeatEveryMs ?? deps.heartbeatEveryMs ?? 10_000;
+  if (!Number.isFinite(every) || every < 100) {
+    throw badSpec(`${input.step}: heartbeatEveryMs: expected a number >= 100, got ${JSON.stringify(every)}`);
+  }
+  let gpus: string[] = [];
+  if (deps.gpus.length > 0) {
+    const count = input.gpuCount ?? deps.gpus.length;
+    if (!Number.isInteger(count) || count < 1) {
+      throw badSpec(`${input.step}: gpuCount: expected an integer >= 1, got ${JSON.stringify(input.gpuCount)}`);
+    }
+    if (count > deps.gpus.length) {
+      throw ApplicationFailure.nonRetryable(
+        `${input.step}: needs ${count} GPUs but worker ${deps.workerId} serves ${deps.gpus.length} ` +
+          `(${deps.gpus.join(',')}); send multi-GPU steps to a host queue (hostQueue(host))`,
+        ComputeFailureType.wrongQueue,
+      );
+    }
+    gpus = deps.gpus.slice(0, count);
+  }
+  return { outDir, label: input.label ?? input.step, gpus, heartbeatEveryMs: every };
+}
+
+function writeSpecFile(outDir: string, spec: Record<string, unknown>): string {
+  const file = path.join(outDir, 'spec.json');
+  fs.mkdirSync(outDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(spec, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+const num = (value: unknown): number | null => (typeof value === 'number' && Number.isFinite(value) ? value : null);
+
+function resultOf(
+  input: ComputeStepInput,
+  outDir: string,
+  loaded: LoadedManifest | undefined,
+  skipped: boolean,
+  attempt: number,
+  started: number,
+): StepResult {
+  const manifest = loaded?.manifest;
+  return {
+    step: input.step,
+    outDir,
+    manifestSha256: loaded?.sha256 ?? null,
+    itemsTotal: num(manifest?.items_total) ?? 0,
+    itemsReused: num(manifest?.items_reused) ?? 0,
+    itemsComputed: num(manifest?.items_computed) ?? 0,
+    stats: flatNumbers(manifest?.stats),
+    skipped,
+    attempt,
+    wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+}
+
+/** Build the `runComputeStep` activity around a worker's dependencies. */
+export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStepInput) => Promise<StepResult> {
+  if (deps.gpus.length > 0 && deps.leases === undefined) {
+    throw new TypeError(`worker ${deps.workerId}: serves GPUs ${deps.gpus.join(',')} but has no lease table`);
+  }
+  return async function runComputeStep(input: ComputeStepInput): Promise<StepResult> {
+    const started = Date.now();
+    const checked = checkInput(input, deps);
+    const { outDir, label, gpus } = checked;
+    const ctx = Context.current();
+    const { attempt } = ctx.info;
+    const signal = ctx.cancellationSignal;
+    const beat: StepHeartbeat = {
+      done: null,
+      total: null,
+      reused: null,
+      rate: null,
+      eta_s: null,
+      unit: null,
+      step: input.step,
+      label,
+      attempt,
+      pid: null,
+      phase: 'checking',
+      gpus,
+    };
+    const send = () => ctx.heartbeat({ ...beat });
+    // A timer, not the child's output, keeps the heartbeat going: loading a model or saving a
+    // checkpoint prints nothing for minutes and must not look like a dead worker.
+    send();
+    const timer = setInterval(send, checked.heartbeatEveryMs);
+    try {
+      const earlier = readManifest(outDir);
+      if (earlier !== undefined) {
+        const why = await staleReason(outDir, input.spec, earlier, signal);
+        if (why === undefined) {
+          ctx.log.info(`${label}: already done in ${outDir} (manifest matches spec and files); skipped`);
+          return resultOf(input, outDir, earlier, true, attempt, started);
+        }
+        ctx.log.info(`${label}: earlier output in ${outDir} is not reusable (${why}); running the step`);
+      }
+
+      if (gpus.length > 0) {
+        beat.phase = 'waiting-for-gpu';
+        send();
+        await deps.leases?.acquire(gpus, signal);
+      }
+      try {
+        const specFile = writeSpecFile(outDir, input.spec);
+        const logFile = path.join(outDir, 'logs', `${input.step}-attempt-${attempt}.log`);
+        const cuda = gpus.join(',');
+        fs.mkdirSync(path.dirname(logFile), { recursive: true });
+        fs.appendFileSync(
+          logFile,
+          `=== ${new Date().toISOString()} ${label} attempt ${attempt} on ${deps.workerId} ` +
+            `(CUDA_VISIBLE_DEVICES=${JSON.stringify(cuda)}) ===\n`,
+        );
+        beat.phase = 'running';
+        const run = await runComputeProcess({
+          python: deps.env.python,
+          step: input.step,
+          specFile,
+          logFile,
+          env: {
+            ...process.env,
+            ...deps.workerEnv,
+            ...input.env,
+            CUDA_VISIBLE_DEVICES: cuda,
+            PYTHONUNBUFFERED: '1',
+          },
+          signal,
+          killGraceMs: deps.killGraceMs,
+          onSpawn: (pid) => {
+            beat.pid = pid;
+            if (gpus.length > 0) deps.leases?.setPid(gpus, pid);
+            send();
+          },
+          onEvent: (event) => {
+            if (event.event !== 'progress') return;
+            updateProgress(beat, event);
+            send();
+          },
+        });
+        const failure = failureForExit(run);
+        if (failure) throw failure;
+      } finally {
+        // Only reached once the child's whole group is gone, so the next user of the GPU meets no survivor.
+        if (gpus.length > 0) deps.leases?.release(gpus);
+      }
+
+      const loaded = readManifest(outDir);
+      if (loaded === undefined && input.expectManifest !== false) {
+        throw ApplicationFailure.nonRetryable(
+          `${input.step}: exited 0 but wrote no ${path.join(outDir, 'manifest.json')}; ` +
+            'a step must call write_manifest last (see compute/csr_compute/contract.py)',
+          ComputeFailureType.noManifest,
+        );
+      }
+      if (loaded && loaded.manifest.spec_hash !== specHash(input.spec)) {
+        ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
+      }
+      return resultOf(input, outDir, loaded, false, attempt, started);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}
+
+function updateProgress(beat: StepHeartbeat, event: ComputeEvent): void {
+  beat.done = num(event.done);
+  beat.total = num(event.total);
+  beat.reused = num(event.reused);
+  beat.rate = num(event.rate);
+  beat.eta_s = num(event.eta_s);
+  beat.unit = typeof event.unit === 'string' ? event.unit : null;
+}

@@ -1,0 +1,152 @@
+/**
+ * Light activities that prepare a run and read results: where the models, prompts and images are
+ * (building nothing themselves: the toy world build is a compute step on a GPU worker), the prompt
+ * sample of an iteration, and the evaluation metrics of finished benchmarks.
+ */
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type { CsrConfig } from '../src/config/schema';
+import type { CsrEnv } from '../src/env';
+import type { RunPaths } from '../src/shared/run-types';
+import type { ComputeStepInput } from './types';
+
+/** What `prepareRun` decides: the toy world build to run first (if the config uses the world). */
+export interface PreparedRun {
+  artifactRoot: string;
+  toyworldDir?: string;
+  toyworldBuild?: ComputeStepInput;
+}
+
+function usesToyworld(config: CsrConfig): boolean {
+  return config.model.source === 'toyworld' || config.clip.source === 'toyworld' || config.prompts.source === 'toyworld';
+}
+
+/** A refused input: never retried, names the config field and the value. */
+function badInput(field: string, value: string, expected: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${field}: expected ${expected}, got ${JSON.stringify(value)}`, 'ConfigError');
+}
+
+/** Write a file so that readers see the old content or the new one, never half of it. */
+function writeAtomic(file: string, content: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, content);
+  fs.renameSync(temp, file);
+}
+
+/** A deterministic shuffle (mulberry32 + Fisher-Yates): the same seed gives the same sample anywhere. */
+export function seededSample<T>(items: readonly T[], limit: number, seed: number): T[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+  }
+  return limit > 0 ? copy.slice(0, limit) : copy;
+}
+
+export function createRunSetupActivities(env: CsrEnv) {
+  const toyworldRoot = path.join(env.home, 'toyworld');
+
+  return {
+    /** Decide the run's artifact root and, for the toy world, which world folder to build. */
+    async prepareRun(input: { config: CsrConfig; runKey: string; configHash: string }): Promise<PreparedRun> {
+      const artifactRoot = path.join(env.artifactsDir, input.runKey);
+      fs.mkdirSync(artifactRoot, { recursive: true });
+      writeAtomic(
+        path.join(artifactRoot, 'run.json'),
+        JSON.stringify({ runKey: input.runKey, configHash: input.configHash, config: input.config }, null, 2),
+      );
+      if (!usesToyworld(input.config)) return { artifactRoot };
+      const seed = input.config.toyworld.seed;
+      const toyworldDir = execFileSync(
+        env.python,
+        ['-c', 'import sys; from csr_compute.toyworld.build import world_dir; print(world_dir(sys.argv[1], seed=int(sys.argv[2])))', toyworldRoot, String(seed)],
+        { encoding: 'utf8' },
+      ).trim();
+      return {
+        artifactRoot,
+        toyworldDir,
+        toyworldBuild: { step: 'toyworld-build', label: 'toy world', spec: { out_dir: toyworldDir, out_root: toyworldRoot, seed } },
+      };
+    },
+
+    /** Resolve and check every input path of the run; a missing one fails for good, naming the field. */
+    async resolveRunPaths(input: { config: CsrConfig; runKey: string; toyworldDir?: string }): Promise<RunPaths> {
+      const { config } = input;
+      const world = input.toyworldDir;
+      const fromWorld = (relative: string, field: string) => {
+        if (!world) throw badInput(field, 'toyworld', 'a built toy world');
+        return path.join(world, relative);
+      };
+      const baseModel = config.model.source === 'path' ? path.resolve(config.model.path) : fromWorld('lvlm', 'model.source');
+      const clip = config.clip.source === 'path' ? path.resolve(config.clip.path) : fromWorld('clip', 'clip.source');
+      const promptsFile = config.prompts.source === 'file' ? path.resolve(config.prompts.file ?? '') : fromWorld('prompts.json', 'prompts.source');
+      const imagesDir = config.prompts.source === 'file' ? path.resolve(config.prompts.images_dir ?? '') : fromWorld('images', 'prompts.source');
+      const checks: [string, string, 'model' | 'file' | 'dir'][] = [
+        ['model.path', baseModel, 'model'],
+        ['clip.path', clip, 'model'],
+        ['prompts.file', promptsFile, 'file'],
+        ['prompts.images_dir', imagesDir, 'dir'],
+      ];
+      for (const [field, where, kind] of checks) {
+        if (kind === 'model' && !fs.existsSync(path.join(where, 'config.json')))
+          throw badInput(field, where, 'a saved model folder (with config.json) on this host');
+        if (kind === 'file' && !fs.statSync(where, { throwIfNoEntry: false })?.isFile())
+          throw badInput(field, where, 'an existing prompt file');
+        if (kind === 'dir' && !fs.statSync(where, { throwIfNoEntry: false })?.isDirectory())
+          throw badInput(field, where, 'an existing image folder');
+      }
+      const groundTruth = world ? path.join(world, 'scenes.jsonl') : undefined;
+      return {
+        artifactRoot: path.join(env.artifactsDir, input.runKey),
+        baseModel,
+        clip,
+        promptsFile,
+        imagesDir,
+        ...(groundTruth && fs.existsSync(groundTruth) ? { groundTruth } : {}),
+        ...(world ? { toyworldDir: world } : {}),
+      };
+    },
+
+    /** Write an iteration's prompt sample; the same inputs always give the same file (a retry rewrites it identically). */
+    async samplePrompts(input: { source: string; target: string; limit: number; seed: number }): Promise<{ count: number; sha256: string }> {
+      let prompts: unknown;
+      try {
+        prompts = JSON.parse(fs.readFileSync(input.source, 'utf8'));
+      } catch (error) {
+        throw ApplicationFailure.nonRetryable(`prompts file ${input.source}: ${(error as Error).message}`, 'ConfigError');
+      }
+      if (!Array.isArray(prompts) || prompts.length === 0) {
+        throw ApplicationFailure.nonRetryable(`prompts file ${input.source}: expected a non-empty JSON list of {id, image, input}`, 'ConfigError');
+      }
+      const sample = seededSample(prompts, input.limit, input.seed);
+      const text = JSON.stringify(sample);
+      writeAtomic(input.target, text);
+      return { count: sample.length, sha256: crypto.createHash('sha256').update(text).digest('hex') };
+    },
+
+    /** `<benchmark>/<metric>` -> value, from each finished evaluate step's metrics.json (numbers only). */
+    async readEvaluation(input: { outDirs: { benchmark: string; outDir: string }[] }): Promise<Record<string, number>> {
+      const metrics: Record<string, number> = {};
+      for (const { benchmark, outDir } of input.outDirs) {
+        const file = path.join(outDir, 'metrics.json');
+        const values = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+        for (const [name, value] of Object.entries(values)) {
+          if (typeof value === 'number' && Number.isFinite(value)) metrics[`${benchmark}/${name}`] = value;
+        }
+      }
+      return metrics;
+    },
+  };
+}

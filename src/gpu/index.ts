@@ -1,0 +1,2 @@
+/** GPU bookkeeping of one host. */
+export * from './leases';
