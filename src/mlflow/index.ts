@@ -14,3 +14,5 @@ export * from './filter';
 export * from './http';
 export * from './retry';
 export * from './schemas';
+export * from './resilient-tracker';
+export * from './spool';

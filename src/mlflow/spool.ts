@@ -20,7 +20,7 @@ export const runSpecSchema = z.object({
   tags: tags.optional(),
   /** Nest under this run (a run id or another spec). */
   get parent() {
-    return runTargetSchema.optional();
+    return z.union([z.string().min(1), runSpecSchema]).optional();
   },
   /** Milliseconds since the epoch; fixed when the write is first buffered. */
   startTime: z.number().optional(),
@@ -29,7 +29,7 @@ export const runSpecSchema = z.object({
 export type RunSpec = z.infer<typeof runSpecSchema>;
 
 /** Where a write goes: a run id, or a run spec resolved (found or created) at delivery. */
-export const runTargetSchema: z.ZodType<string | RunSpec> = z.union([z.string().min(1), runSpecSchema]);
+export const runTargetSchema = z.union([z.string().min(1), runSpecSchema]);
 /** A run id, or a {@link RunSpec} resolved at delivery. */
 export type RunTarget = string | RunSpec;
 
@@ -51,7 +51,7 @@ export const spooledWriteSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('set-tag'), run: runTargetSchema, key: z.string(), value: z.string() }),
   z.object({ kind: z.literal('update-run'), run: runTargetSchema, status: runStatus, endTime: z.number() }),
-  /** `blob` is the spool's own copy of the bytes, so the source file may go away. */
+  /** `blob`: file name, in the pending folder, of the spool's own copy of the bytes. */
   z.object({ kind: z.literal('upload-artifact'), run: runTargetSchema, artifactPath: z.string(), blob: z.string() }),
 ]);
 /** One buffered write. */

@@ -1,0 +1,364 @@
+/**
+ * MLflow writes that never fail a pipeline step. Each write is tried at once; if MLflow is
+ * unreachable (or answers 5xx/429) it is kept in memory and in the spool folder, a warning says
+ * what was buffered and why, and it is delivered later, in the background and on {@link
+ * ResilientTracker.flush}. A write MLflow refuses for good (4xx) is warned about and kept under
+ * `rejected/`, never retried.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { toWireBatch, type LogBatchInput } from './batch';
+import { MlflowClient } from './client';
+import { MlflowUnreachableError, isRetryable } from './errors';
+import type { RetryOptions } from './retry';
+import type { RunStatus } from './schemas';
+import { Spool, type RunSpec, type RunTarget, type SpooledWrite } from './spool';
+
+/** Options of {@link ResilientTracker}. */
+export interface ResilientTrackerOptions {
+  /** The strict client to deliver through. */
+  client: MlflowClient;
+  /** Folder for undelivered writes (e.g. `$CSR_HOME/spool/mlflow`); created if missing. */
+  spoolDir: string;
+  /** Retry buffered writes in the background this often. @default 15000 */
+  retryIntervalMs?: number;
+  /** Retries of one delivery attempt, kept short so a pipeline step never waits long on MLflow. @default 2 attempts, 200 ms apart */
+  deliveryRetry?: RetryOptions;
+  /** Give up on a write that keeps failing with 5xx/429 (but with the server reachable) after this many flushes. @default 50 */
+  maxDeliveryAttempts?: number;
+  /** Where warnings go. @default console.warn */
+  warn?: (message: string) => void;
+}
+
+/** What a flush achieved. */
+export interface FlushResult {
+  /** Writes delivered by this flush. */
+  delivered: number;
+  /** Writes still waiting (MLflow still unreachable). */
+  pending: number;
+  /** Writes MLflow refused by this flush, now under `rejected/`. */
+  rejected: number;
+}
+
+interface Queued {
+  id: string;
+  write: SpooledWrite;
+  attempts: number;
+}
+
+/** Buffers MLflow writes through outages; no method rejects because of MLflow. */
+export class ResilientTracker {
+  private readonly client: MlflowClient;
+  private readonly spool: Spool;
+  private readonly warn: (message: string) => void;
+  private readonly retryIntervalMs: number;
+  private readonly maxDeliveryAttempts: number;
+  /** Writes not yet delivered, by spool id; the spool folder holds the same, plus any other process's. */
+  private readonly queue = new Map<string, Queued>();
+  private readonly runIds = new Map<string, string>();
+  private readonly experimentIds = new Map<string, string>();
+  private flushing: Promise<FlushResult> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: ResilientTrackerOptions) {
+    this.client = options.client.withOptions({
+      retry: options.deliveryRetry ?? { attempts: 2, initialDelayMs: 200, maxDelayMs: 1000 },
+      timeoutMs: Math.min(options.client.options.timeoutMs ?? 30_000, 15_000),
+    });
+    this.spool = new Spool(options.spoolDir);
+    this.warn = options.warn ?? ((message) => console.warn(message));
+    this.retryIntervalMs = options.retryIntervalMs ?? 15_000;
+    this.maxDeliveryAttempts = options.maxDeliveryAttempts ?? 50;
+    const loaded = this.loadSpool();
+    if (loaded > 0) {
+      this.warn(`[mlflow] ${loaded} MLflow write(s) left in ${this.spool.dir} by an earlier process; delivering them`);
+      this.schedule(0);
+    }
+  }
+
+  /** Number of writes waiting for MLflow. */
+  get pending(): number {
+    return this.queue.size;
+  }
+
+  /** The spool folder. */
+  get spoolDir(): string {
+    return this.spool.dir;
+  }
+
+  /**
+   * Find or create the run of `spec` now; undefined if MLflow is unreachable (the run is then
+   * created on delivery, and writes addressed to `spec` reach it).
+   */
+  async ensureRun(spec: RunSpec): Promise<string | undefined> {
+    const run = withStartTime(spec, Date.now());
+    try {
+      return await this.resolveRun(run);
+    } catch (error) {
+      this.failed({ kind: 'ensure-run', run }, error);
+      return undefined;
+    }
+  }
+
+  /** Log metrics, params and tags to a run (defaults such as timestamps are fixed now, so retries repeat them exactly). */
+  logBatch(run: RunTarget, batch: LogBatchInput): Promise<void> {
+    return this.write(() => ({ kind: 'log-batch', run: fixRun(run), batch: toWireBatch(batch) }));
+  }
+
+  /** Set one tag. */
+  setTag(run: RunTarget, key: string, value: string): Promise<void> {
+    return this.write(() => ({ kind: 'set-tag', run: fixRun(run), key, value }));
+  }
+
+  /** End a run with a status (default FINISHED) and end time (default now). */
+  setTerminated(run: RunTarget, status: RunStatus = 'FINISHED', endTime = Date.now()): Promise<void> {
+    return this.write(() => ({ kind: 'update-run', run: fixRun(run), status, endTime }));
+  }
+
+  /** Upload a local file as `artifactPath` (default: its name); during an outage the spool keeps a copy. */
+  async logArtifact(run: RunTarget, localPath: string, artifactPath = path.basename(localPath)): Promise<void> {
+    const target = fixRun(run);
+    try {
+      await this.client.logArtifactFile(await this.resolveRun(target), localPath, artifactPath);
+    } catch (error) {
+      // The spool keeps its own copy: the step may delete or overwrite its file before MLflow is back.
+      this.failed({ kind: 'upload-artifact', run: target, artifactPath, blob: '' }, error, (id) => {
+        fs.copyFileSync(localPath, this.spool.blobPath(id));
+        return { kind: 'upload-artifact', run: target, artifactPath, blob: path.basename(this.spool.blobPath(id)) };
+      });
+    }
+  }
+
+  /**
+   * Deliver every buffered write, this process's and any other's left in the spool folder, oldest
+   * first; stops early while MLflow is unreachable. Never rejects.
+   */
+  flush(): Promise<FlushResult> {
+    // One flush at a time; a caller arriving during one waits for it and then runs its own, so
+    // writes buffered after the running flush started are covered too.
+    const previous = this.flushing ?? Promise.resolve(undefined);
+    const next = previous.then(() => this.flushOnce());
+    this.flushing = next;
+    void next.finally(() => {
+      if (this.flushing === next) this.flushing = undefined;
+    });
+    return next;
+  }
+
+  /** Stop background retries. Buffered writes stay in the spool folder for the next tracker. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async write(make: () => SpooledWrite): Promise<void> {
+    let write: SpooledWrite;
+    try {
+      write = make();
+    } catch (error) {
+      this.warn(`[mlflow] MLflow write dropped: ${(error as Error).message}`);
+      return;
+    }
+    if (this.queue.size > 0) {
+      // Keep the order of writes while older ones wait: queue behind them and let a flush deliver.
+      this.buffer(write, 'earlier writes are still waiting for MLflow');
+      this.schedule(0);
+      return;
+    }
+    try {
+      await this.deliver(write);
+    } catch (error) {
+      this.failed(write, error);
+    }
+  }
+
+  /**
+   * A write failed: buffer it if a later attempt can succeed, else set it aside under `rejected/`.
+   * `materialize` turns it into what the spool stores (artifact bytes are copied in first).
+   */
+  private failed(write: SpooledWrite, error: unknown, materialize: (id: string) => SpooledWrite = () => write): void {
+    const reason = (error as Error).message;
+    if (isRetryable(error)) {
+      this.buffer(write, reason, materialize);
+      this.schedule(this.retryIntervalMs);
+      return;
+    }
+    let kept = '';
+    try {
+      kept = ` Kept in ${this.spool.reject(this.spool.newId(), reason, write)}.`;
+    } catch {
+      // Only for inspection; the warning below still says what was refused.
+    }
+    this.warn(`[mlflow] could not log ${describe(write)} and will not retry it; the pipeline goes on.${kept}\n  ${reason}`);
+  }
+
+  private buffer(write: SpooledWrite, reason: string, materialize: (id: string) => SpooledWrite = () => write): void {
+    const id = this.spool.newId();
+    let where: string;
+    try {
+      write = materialize(id);
+      where = `spooled to ${this.spool.add(id, write)}`;
+    } catch (error) {
+      if (write.kind === 'upload-artifact') {
+        this.warn(
+          `[mlflow] MLflow write LOST: ${describe(write)} failed (${reason}) and could not be copied to the spool: ${(error as Error).message}`,
+        );
+        return;
+      }
+      where = `kept in memory only (spool folder unwritable: ${(error as Error).message}), lost if this process exits`;
+    }
+    this.queue.set(id, { id, write, attempts: 0 });
+    this.warn(
+      `[mlflow] MLflow write buffered: ${describe(write)}, because ${reason}. ` +
+        `It is ${where}; ${this.queue.size} write(s) pending, retried every ${this.retryIntervalMs / 1000}s ` +
+        'and on flush(). The pipeline goes on.',
+    );
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush().then((result) => {
+        if (result.pending > 0) this.schedule(this.retryIntervalMs);
+      });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** Queue the spool folder's writes not queued yet (an earlier or another process's); returns how many. */
+  private loadSpool(): number {
+    let added = 0;
+    const onBadFile = (file: string, problem: string) => this.warn(`[mlflow] unreadable spool file moved to ${file}: ${problem}`);
+    for (const entry of this.spool.list(onBadFile)) {
+      if (this.queue.has(entry.id)) continue;
+      this.queue.set(entry.id, { ...entry, attempts: 0 });
+      added += 1;
+    }
+    return added;
+  }
+
+  private async flushOnce(): Promise<FlushResult> {
+    const result: FlushResult = { delivered: 0, pending: 0, rejected: 0 };
+    try {
+      this.loadSpool();
+    } catch (error) {
+      this.warn(`[mlflow] could not read the spool folder ${this.spool.dir}: ${(error as Error).message}`);
+    }
+    const entries = [...this.queue.values()].sort((a, b) => a.id.localeCompare(b.id));
+    for (const [index, entry] of entries.entries()) {
+      try {
+        await this.deliver(entry.write);
+        this.queue.delete(entry.id);
+        this.spool.remove(entry.id);
+        result.delivered += 1;
+      } catch (error) {
+        entry.attempts += 1;
+        if (error instanceof MlflowUnreachableError) {
+          result.pending = entries.length - index;
+          return result;
+        }
+        if (!isRetryable(error) || entry.attempts >= this.maxDeliveryAttempts) {
+          this.queue.delete(entry.id);
+          const file = this.spool.reject(entry.id, (error as Error).message, entry.write);
+          result.rejected += 1;
+          this.warn(
+            `[mlflow] MLflow refused buffered ${describe(entry.write)}; it will not be retried. ` +
+              `Kept in ${file}:\n  ${(error as Error).message}`,
+          );
+        } else {
+          result.pending += 1;
+        }
+      }
+    }
+    if (result.delivered > 0) {
+      this.warn(`[mlflow] delivered ${result.delivered} buffered MLflow write(s) to ${this.client.trackingUri}; ${this.queue.size} pending`);
+    }
+    return result;
+  }
+
+  private async deliver(write: SpooledWrite): Promise<void> {
+    switch (write.kind) {
+      case 'ensure-run':
+        await this.resolveRun(write.run);
+        return;
+      case 'log-batch':
+        await this.client.logWireBatch(await this.resolveRun(write.run), write.batch);
+        return;
+      case 'set-tag':
+        await this.client.setTag(await this.resolveRun(write.run), write.key, write.value);
+        return;
+      case 'update-run':
+        await this.client.updateRun(await this.resolveRun(write.run), { status: write.status, endTime: write.endTime });
+        return;
+      case 'upload-artifact':
+        await this.client.logArtifactFile(
+          await this.resolveRun(write.run),
+          path.join(this.spool.pendingDir, write.blob),
+          write.artifactPath,
+        );
+        return;
+    }
+  }
+
+  private async resolveRun(target: RunTarget): Promise<string> {
+    if (typeof target === 'string') return target;
+    const key = `${target.experimentName}\u0000${target.idempotencyKey}`;
+    const known = this.runIds.get(key);
+    if (known !== undefined) return known;
+    const parentRunId = target.parent === undefined ? undefined : await this.resolveRun(target.parent);
+    let experimentId = this.experimentIds.get(target.experimentName);
+    if (experimentId === undefined) {
+      experimentId = (await this.client.getOrCreateExperiment(target.experimentName)).experimentId;
+      this.experimentIds.set(target.experimentName, experimentId);
+    }
+    const run = await this.client.findOrCreateRun({
+      experimentId,
+      idempotencyKey: target.idempotencyKey,
+      name: target.name,
+      tags: target.tags,
+      parentRunId,
+      startTime: target.startTime,
+    });
+    this.runIds.set(key, run.info.runId);
+    return run.info.runId;
+  }
+}
+
+/** A spec's start time is fixed at the first write, so a run created after an outage still starts when the step did. */
+function withStartTime(spec: RunSpec, now: number): RunSpec {
+  return {
+    ...spec,
+    startTime: spec.startTime ?? now,
+    parent: spec.parent === undefined ? undefined : fixRun(spec.parent, now),
+  };
+}
+
+function fixRun(run: RunTarget, now = Date.now()): RunTarget {
+  return typeof run === 'string' ? run : withStartTime(run, now);
+}
+
+function describeRun(run: RunTarget): string {
+  return typeof run === 'string' ? `run ${run}` : `run "${run.name}" (key ${run.idempotencyKey} in experiment "${run.experimentName}")`;
+}
+
+/** What a write is, in words, for warnings. */
+function describe(write: SpooledWrite): string {
+  switch (write.kind) {
+    case 'ensure-run':
+      return `creation of ${describeRun(write.run)}`;
+    case 'log-batch':
+      return (
+        `log-batch to ${describeRun(write.run)} (${write.batch.metrics.length} metrics, ` +
+        `${write.batch.params.length} params, ${write.batch.tags.length} tags)`
+      );
+    case 'set-tag':
+      return `tag ${write.key}=${JSON.stringify(write.value)} on ${describeRun(write.run)}`;
+    case 'update-run':
+      return `status ${write.status} of ${describeRun(write.run)}`;
+    case 'upload-artifact':
+      return `artifact ${write.artifactPath} of ${describeRun(write.run)}`;
+  }
+}
