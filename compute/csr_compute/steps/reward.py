@@ -1,0 +1,137 @@
+"""Step ``reward``: CLIP image relevance and calibrated values for every node of every tree.
+
+For each tree: nodes with garbage sentences (reference filters, see ``search.filters``) are dropped
+with their subtrees; every remaining sentence is scored against the image with CLIP; siblings are
+calibrated (rank form by default, the paper's score form as an option). Output ``scored.jsonl``: the
+tree records with, per node, ``clip``, ``dropped`` (null or the reason), ``rank``, ``clip_rank`` and
+``calibrated``. Written tree by tree; a restarted shard skips finished trees.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
+from ..search.calibration import CALIBRATIONS, calibrate_siblings
+from ..search.filters import drop_reason
+from .common import (StepSpec, check_choice, check_float, check_int, check_paths, check_str, completed_manifest,
+                     from_dict, guard_resume, heartbeat, read_jsonl, resolve_image, seed_everything)
+
+STEP = "reward"
+
+
+@dataclass
+class RewardParams:
+    """The ``reward`` section of the run config."""
+
+    calibration: str = field(default="rank", metadata={"help": "'rank' (sibling ranks, reference code) or 'score' (paper: alpha*max(clip,0) + (1-alpha)*prod(p))."})
+    alpha: float = field(default=0.9, metadata={"help": "Weight of the CLIP (visual) side, in [0, 1]."})
+    batch_size: int = field(default=64, metadata={"help": "Sentences per CLIP forward pass."})
+
+    def __post_init__(self) -> None:
+        check_choice("params.calibration", self.calibration, CALIBRATIONS)
+        check_float("params.alpha", self.alpha, minimum=0.0, maximum=1.0)
+        check_int("params.batch_size", self.batch_size, minimum=1)
+
+
+@dataclass
+class RewardSpec(StepSpec):
+    trees: Any = field(default=None, metadata={"help": "Paths of trees.jsonl files (all shards of generate)."})
+    clip: str = field(default="", metadata={"help": "CLIP folder (CLIPModel + CLIPProcessor)."})
+    images_dir: str = field(default="", metadata={"help": "Folder of the prompts' images."})
+    shard: dict = field(default_factory=lambda: {"index": 0, "count": 1},
+                        metadata={"help": "{index, count}: this worker's slice of the trees."})
+    params: Any = field(default_factory=dict, metadata={"help": "The reward section of the config (RewardParams)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.trees = check_paths("trees", self.trees)
+        check_str("clip", self.clip)
+        check_str("images_dir", self.images_dir)
+        if not isinstance(self.shard, dict) or set(self.shard) != {"index", "count"}:
+            raise SpecError("shard", self.shard, "an object {index, count}")
+        check_int("shard.count", self.shard["count"], minimum=1)
+        check_int("shard.index", self.shard["index"], minimum=0, maximum=self.shard["count"] - 1)
+        self.params = from_dict(RewardParams, self.params, "params")
+
+
+def mark_dropped(nodes: list[dict[str, Any]]) -> None:
+    """Set ``dropped`` on every node: a garbage reason, ``ancestor`` under a dropped node, or None."""
+    for node in nodes:  # parents always precede their children in the flat list
+        if node["parent"] < 0:
+            node["dropped"] = None
+        elif nodes[node["parent"]]["dropped"] is not None:
+            node["dropped"] = "ancestor"
+        else:
+            node["dropped"] = drop_reason(node["text"], node["final"])
+
+
+def score_tree(record: dict[str, Any], image: Any, scorer: Any, params: RewardParams) -> dict[str, Any]:
+    nodes = [dict(n) for n in record["nodes"]]
+    mark_dropped(nodes)
+    for node in nodes:
+        node["clip"] = node["rank"] = node["clip_rank"] = node["calibrated"] = None
+    scored = [n for n in nodes if n["parent"] >= 0 and n["dropped"] is None and n["text"].strip()]
+    for node, value in zip(scored, scorer.score(image, [n["text"] for n in scored])):
+        node["clip"] = value
+    siblings: dict[int, list[dict[str, Any]]] = {}
+    for node in scored:
+        siblings.setdefault(node["parent"], []).append(node)
+    for group in siblings.values():
+        calibrate_siblings(group, params.alpha, params.calibration)
+    return {**record, "nodes": nodes, "calibration": params.calibration, "alpha": params.alpha}
+
+
+def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
+    spec = from_dict(RewardSpec, raw_spec, "")
+    done = completed_manifest(spec.out_dir, raw_spec)
+    if done is not None:
+        log(f"reward: {spec.out_dir} is already complete for this spec; nothing to do")
+        return done
+    from PIL import Image
+
+    from ..models import load_clip, set_threads_from_env
+    from ..search.clip_score import ClipScorer
+
+    set_threads_from_env()
+    seed_everything(spec.seed)
+    guard_resume(spec.out_dir, raw_spec)
+    trees = shard_slice(read_jsonl(spec.trees, "trees file"), spec.shard["index"], spec.shard["count"])
+    progress = Progress(STEP, total=len(trees), unit="trees")
+    progress.start()
+    store = JsonlStore(Path(spec.out_dir) / "scored.jsonl")
+    try:
+        todo = [t for t in trees if str(t["id"]) not in store]
+        reused = len(trees) - len(todo)
+        if reused:
+            progress.advance(reused, reused=True)
+        started, sentences = time.monotonic(), 0
+        if todo:
+            with heartbeat(progress, "load_model"):
+                loaded = load_clip(spec.clip, spec.device)
+            scorer = ClipScorer(loaded.model, loaded.processor, loaded.device, spec.params.batch_size)
+            for record in todo:
+                image = Image.open(resolve_image(spec.images_dir, record["image"])).convert("RGB")
+                scored = score_tree(record, image, scorer, spec.params)
+                sentences += sum(n["clip"] is not None for n in scored["nodes"])
+                store.append(scored)
+                progress.advance(1, sentences=sentences)
+        records = [store.get(str(t["id"])) for t in trees]
+    finally:
+        store.close()
+    nodes = [n for r in records for n in r["nodes"] if n["parent"] >= 0]
+    clips = [n["clip"] for n in nodes if n["clip"] is not None]
+    stats = {
+        "trees": len(trees),
+        "nodes": len(nodes),
+        "scored": len(clips),
+        "clip_mean": sum(clips) / len(clips) if clips else 0.0,
+        **{f"dropped_{reason}": sum(n["dropped"] == reason for n in nodes)
+           for reason in ("foreign_or_emoji", "newlines", "repetition", "short", "ancestor")},
+        "sentences_per_s": round(sentences / (time.monotonic() - started), 2) if sentences else 0.0,
+    }
+    return write_manifest(spec.out_dir, step=STEP, spec=raw_spec, files=["scored.jsonl"], items_total=len(trees),
+                          items_reused=reused, items_computed=len(todo), stats=stats)
