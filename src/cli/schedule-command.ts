@@ -4,6 +4,7 @@
  * the GPUs.
  */
 import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../config';
 import { connectClient } from '../client/temporal';
 import { CPU_QUEUE } from '../../workflows/activity-options';
@@ -35,7 +36,7 @@ export async function scheduleCreate(
   const client = await connectClient();
   await client.schedule.create({
     scheduleId: id,
-    spec: options.cron ? { cronExpressions: [options.cron] } : { intervals: [{ every: options.every as string }] },
+    spec: options.cron ? { cronExpressions: [options.cron] } : { intervals: [{ every: options.every as Duration }] },
     action: {
       type: 'startWorkflow',
       workflowType: 'csrRun',

@@ -1,4 +1,5 @@
 /** `csr status ID` and `csr list`: where runs stand. */
+import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/temporal';
 import { viewRun, type RunView } from '../client/progress';
 import type { RunStatus } from '../shared/run-types';
@@ -108,9 +109,9 @@ export async function listCommand(options: { json?: boolean; limit?: number }): 
         const status = await client.workflow.getHandle(execution.workflowId).query<RunStatus>('runStatus');
         row.phase = status.phase;
         row.iteration = `${status.currentIteration ?? '-'}/${status.iterations}`;
-        // A run whose step waits for a free GPU worker shows as queued.
+        // A run whose steps wait for a free GPU worker (scheduled, not started) shows as queued.
         const pending = (await client.workflow.getHandle(execution.workflowId).describe()).raw.pendingActivities ?? [];
-        if (status.phase === 'preparing' && pending.some((p) => String(p.state) === '1' || p.state === 'PENDING_ACTIVITY_STATE_SCHEDULED'))
+        if (pending.length > 0 && pending.every((p) => p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED))
           row.phase = 'queued';
       } catch {
         row.phase = 'starting';

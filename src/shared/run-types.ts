@@ -21,10 +21,24 @@ export interface RunPaths {
   toyworldDir?: string;
 }
 
-/** MLflow ids of a run, found or created idempotently. */
+/**
+ * MLflow runs of a CSR run, named by idempotency keys so that every write can be retried (and
+ * buffered through an MLflow outage) without creating a second run.
+ */
 export interface TrackingRefs {
-  experimentId: string;
-  parentRunId: string;
+  /** The experiment: the config's name. */
+  experimentName: string;
+  /** Idempotency key of the parent run (the run key). */
+  parentKey: string;
+  /** The parent run's id, when MLflow answered at the start. */
+  parentRunId?: string;
+}
+
+/** The MLflow run of one iteration. */
+export interface IterationTracking {
+  key: string;
+  /** Undefined while MLflow is unreachable: the compute steps then log nothing themselves. */
+  runId?: string;
 }
 
 /** One step of one iteration, as status shows it. */

@@ -1,0 +1,169 @@
+/**
+ * MLflow bookkeeping of a CSR run: an experiment per config name, a parent run per CSR run, a child
+ * run per iteration. Every run is named by an idempotency key and every write goes through the
+ * resilient tracker, so a retried activity never makes a second run and an MLflow outage never
+ * fails a step (writes are spooled and delivered later, with a loud warning).
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { CsrConfig } from '../src/config/schema';
+import type { CsrEnv } from '../src/env';
+import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
+import type { IterationTracking, TrackingRefs } from '../src/shared/run-types';
+
+const execFileAsync = promisify(execFile);
+
+/** `{a: {b: 1}}` -> `{'a.b': '1'}`: MLflow params are flat strings. */
+export function flattenParams(value: unknown, prefix = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) Object.assign(out, flattenParams(inner, prefix ? `${prefix}.${key}` : key));
+  } else if (prefix) {
+    out[prefix] = typeof value === 'string' ? value : JSON.stringify(value ?? null);
+  }
+  return out;
+}
+
+function parentSpec(refs: TrackingRefs): RunSpec {
+  return { experimentName: refs.experimentName, idempotencyKey: refs.parentKey, name: refs.parentKey };
+}
+
+function iterationSpec(refs: TrackingRefs, iteration: number): RunSpec {
+  return {
+    experimentName: refs.experimentName,
+    idempotencyKey: `${refs.parentKey}/iter-${iteration}`,
+    name: `iteration ${iteration}`,
+    parent: refs.parentRunId ?? parentSpec(refs),
+    tags: { 'csr.iteration': String(iteration), 'csr.run_key': refs.parentKey },
+  };
+}
+
+/** Lines of a JSONL file, at most `limit` (a sample of preference pairs for people to read). */
+function headLines(file: string, limit: number): string | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(0, limit).join('\n') + '\n';
+}
+
+export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker) {
+  const client = new MlflowClient({ trackingUri: env.mlflowUri });
+  const resilient = tracker ?? new ResilientTracker({ client, spoolDir: path.join(env.home, 'spool', 'mlflow') });
+
+  /** Refresh the PNG of every eval/* metric against iteration, from the parent run's own history. */
+  async function refreshPlot(refs: TrackingRefs, parentRunId: string): Promise<void> {
+    const run = await client.getRun(parentRunId);
+    const keys = Object.keys(run.data.metrics ?? {}).filter((k) => k.startsWith('eval/'));
+    if (keys.length === 0) return;
+    const history: Record<string, [number, number][]> = {};
+    for (const key of keys) history[key] = (await client.getMetricHistory(parentRunId, key)).map((m) => [m.step, m.value as number]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-plot-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'history.json'), JSON.stringify(history));
+      await execFileAsync(env.python, ['-m', 'csr_compute.plots', '--input', path.join(dir, 'history.json'), '--output', path.join(dir, 'eval_metrics.png')]);
+      await resilient.logArtifact(parentRunId, path.join(dir, 'eval_metrics.png'), 'plots/eval_metrics.png');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    void refs;
+  }
+
+  return {
+    /** Find or create the experiment and the parent run; log the flattened config as params. */
+    async trackRunStart(input: {
+      config: CsrConfig;
+      configHash: string;
+      runKey: string;
+      workflowId: string;
+      codeVersion?: string;
+      resumedFrom?: string;
+    }): Promise<TrackingRefs> {
+      const refs: TrackingRefs = { experimentName: input.config.name, parentKey: input.runKey };
+      const spec: RunSpec = {
+        ...parentSpec(refs),
+        tags: {
+          'csr.run_key': input.runKey,
+          'csr.workflow_id': input.workflowId,
+          'csr.config_hash': input.configHash,
+          'mlflow.source.git.commit': input.codeVersion ?? 'unknown',
+          'csr.git_commit': input.codeVersion ?? 'unknown',
+          ...(input.resumedFrom ? { 'csr.resumed_from': input.resumedFrom } : {}),
+        },
+      };
+      refs.parentRunId = await resilient.ensureRun(spec);
+      await resilient.logBatch(refs.parentRunId ?? spec, {
+        params: { ...flattenParams(input.config), config_hash: input.configHash },
+        tags: { 'csr.workflow_id': input.workflowId },
+      });
+      return refs;
+    },
+
+    /** Find or create the iteration's child run (its id goes to the DPO step as MLFLOW_RUN_ID). */
+    async trackIterationStart(input: { tracking: TrackingRefs; runKey: string; iteration: number; workflowId: string }): Promise<IterationTracking> {
+      const spec = iterationSpec(input.tracking, input.iteration);
+      spec.tags = { ...spec.tags, 'csr.workflow_id': input.workflowId };
+      const runId = await resilient.ensureRun(spec);
+      return { key: spec.idempotencyKey, runId };
+    },
+
+    /**
+     * Log an iteration: eval/<benchmark>/<metric> on the parent run at step = iteration, curation and
+     * DPO statistics on the iteration run, a sample of preference pairs and the evaluation reports as
+     * artifacts, and the refreshed eval plot.
+     */
+    async trackIterationEnd(input: {
+      tracking: TrackingRefs;
+      iterationRunId?: string;
+      iteration: number;
+      metrics: Record<string, number>;
+      stats: Record<string, number>;
+      curateDir?: string;
+      evaluateDirs: string[];
+      artifactRoot: string;
+    }): Promise<void> {
+      const parent = input.tracking.parentRunId ?? parentSpec(input.tracking);
+      const child = input.iterationRunId ?? iterationSpec(input.tracking, input.iteration);
+      const step = input.iteration;
+      await resilient.logBatch(parent, {
+        metrics: Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step })),
+      });
+      await resilient.logBatch(child, {
+        metrics: [
+          ...Object.entries(input.stats).map(([key, value]) => ({ key, value, step })),
+          ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step })),
+        ],
+        params: { iteration: input.iteration, artifact_root: input.artifactRoot },
+      });
+      if (input.curateDir) {
+        const sample = headLines(path.join(input.curateDir, 'pairs.jsonl'), 20);
+        if (sample !== undefined) {
+          const file = path.join(input.curateDir, 'pairs_sample_for_mlflow.jsonl');
+          fs.writeFileSync(file, sample);
+          await resilient.logArtifact(child, file, 'preference_pairs_sample.jsonl');
+        }
+        const stats = path.join(input.curateDir, 'stats.json');
+        if (fs.existsSync(stats)) await resilient.logArtifact(child, stats, 'curation_stats.json');
+      }
+      for (const dir of input.evaluateDirs) {
+        const report = path.join(dir, 'metrics.json');
+        if (fs.existsSync(report)) await resilient.logArtifact(child, report, `evaluation/${path.basename(dir)}.json`);
+      }
+      await resilient.setTerminated(child, 'FINISHED');
+      await resilient.flush();
+      if (input.tracking.parentRunId) {
+        try {
+          await refreshPlot(input.tracking, input.tracking.parentRunId);
+        } catch (error) {
+          console.warn(`[mlflow] eval plot not refreshed (MLflow unreachable?): ${(error as Error).message}`);
+        }
+      }
+    },
+
+    /** Mark the parent run finished (or failed) when the run ends. */
+    async trackRunEnd(input: { tracking: TrackingRefs; status: 'FINISHED' | 'FAILED' | 'KILLED' }): Promise<void> {
+      await resilient.setTerminated(input.tracking.parentRunId ?? parentSpec(input.tracking), input.status);
+      await resilient.flush();
+    },
+  };
+}

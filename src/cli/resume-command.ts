@@ -1,0 +1,69 @@
+/**
+ * `csr resume ID [--dry-run]` (also `csr run --resume-from ID`): start a new run that keeps the old
+ * run's key, so every step whose manifest still matches its spec is reused, and only what is
+ * missing is computed. `--dry-run` lists, per iteration and step, what would be reused and what would
+ * run, before anything starts.
+ */
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../client/temporal';
+import type { CsrRunInput } from '../shared/run-types';
+import { iterationPlan, iterationStartModel } from '../shared/plan';
+import { readManifest, staleReason } from '../../activities/manifest';
+import { codeVersion, startRun } from './run-command';
+import { followRun } from './follow';
+import { table } from './output';
+
+/** The state of the latest run of a workflow chain (continue-as-new carries it forward). */
+export async function latestRunInput(client: Client, workflowId: string): Promise<CsrRunInput> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  if (!payload) throw new Error(`run ${workflowId} has no start input to resume from`);
+  return client.options.loadedDataConverter.payloadConverter.fromPayload<CsrRunInput>(payload as never);
+}
+
+/** One row of the dry-run plan. */
+export interface ResumeRow {
+  iteration: number;
+  step: string;
+  label: string;
+  action: 'reuse' | 'run';
+  reason: string;
+}
+
+/** Which steps of iterations `from..iterations` would be reused, and why the others would run. */
+export async function resumePlan(input: CsrRunInput): Promise<ResumeRow[]> {
+  const rows: ResumeRow[] = [];
+  if (!input.paths) {
+    rows.push({ iteration: 0, step: 'prepare', label: '-', action: 'run', reason: 'the run never finished preparing' });
+    return rows;
+  }
+  const iterations = input.overrides?.iterations ?? input.config.iterations;
+  for (let iteration = input.nextIteration; iteration <= iterations; iteration++) {
+    const model = iterationStartModel(input.paths, iteration);
+    for (const planned of iterationPlan(input.config, input.paths, iteration, model)) {
+      const loaded = readManifest(planned.spec.out_dir);
+      const stale = loaded ? await staleReason(planned.spec.out_dir, planned.spec, loaded) : 'no manifest';
+      rows.push({ iteration, step: planned.step, label: planned.label, action: stale ? 'run' : 'reuse', reason: stale ?? 'manifest and hashes match' });
+    }
+  }
+  return rows;
+}
+
+export async function resumeCommand(id: string, options: { dryRun?: boolean; wait?: boolean }): Promise<number> {
+  const client = await connectClient();
+  const old = await latestRunInput(client, id);
+  const rows = await resumePlan(old);
+  const done = old.history.map((h) => h.iteration);
+  console.log(`run ${id}: iterations done ${done.length ? done.join(', ') : 'none'}; resuming from iteration ${old.nextIteration}`);
+  console.log(table([['iteration', 'step', 'shard', 'action', 'why'], ...rows.map((r) => [String(r.iteration), r.step, r.label, r.action, r.reason])]));
+  if (options.dryRun) {
+    console.log('dry run: nothing started');
+    return 0;
+  }
+  const input: CsrRunInput = { ...old, resumedFrom: id, codeVersion: codeVersion() };
+  const workflowId = `${old.runKey}-resume-${Date.now().toString(36)}`;
+  await startRun(input, workflowId);
+  console.log(`started ${workflowId}, reusing the completed steps of ${id}`);
+  return options.wait ? followRun(workflowId, client) : 0;
+}
