@@ -1,0 +1,202 @@
+/**
+ * `startWorkers`: the workers of one machine in one Node process.
+ *
+ * Process model: every worker is its own `Worker` instance in this process, sharing one connection.
+ * GPU pinning does not need a process per GPU because Node never touches a GPU: each worker's
+ * activities are built with its own GPU id, and the pin (CUDA_VISIBLE_DEVICES) is set in the
+ * environment of the compute child it launches. One process means one connection, one place that
+ * handles SIGINT/SIGTERM (the SDK's runtime shuts every worker down, which cancels running
+ * activities, which kill their process groups), and one lease owner pid to reap after a crash.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { GpuLeases } from '../src/gpu/leases';
+import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
+import { CPU_QUEUE, GPU_QUEUE, hostQueue } from './task-queues';
+import {
+  type CompiledWorkersOptions,
+  type ComputeWorkerPlan,
+  type StartWorkersOptions,
+  compileWorkersOptions,
+} from './worker-options';
+
+/** One started worker. */
+export interface StartedWorker {
+  name: string;
+  taskQueue: string;
+  identity: string;
+  worker: Worker;
+}
+
+/** The running workers of this process. */
+export interface RunningWorkers {
+  workers: StartedWorker[];
+  probes: ProbeReport[];
+  /** Resolves once every worker has stopped (and the connection, if opened here, is closed); rejects on a worker error. */
+  done: Promise<void>;
+  /** Stop every worker (running steps are cancelled and their processes killed) and wait for `done`. */
+  shutdown(): Promise<void>;
+}
+
+/** The GPU-queue and host-queue workers the options ask for. */
+export function planComputeWorkers(options: CompiledWorkersOptions): ComputeWorkerPlan[] {
+  const plans: ComputeWorkerPlan[] = [];
+  const threads = { CSR_TORCH_THREADS: String(options.torchThreads) };
+  if (options.kinds.has('gpu')) {
+    for (const id of options.gpus) plans.push({ name: `gpu-${id}`, taskQueue: GPU_QUEUE, gpus: [id], workerEnv: {} });
+    for (let i = 0; i < options.standIns; i++) {
+      plans.push({ name: `stand-in-${i}`, taskQueue: GPU_QUEUE, gpus: [], workerEnv: threads });
+    }
+  }
+  if (options.kinds.has('host')) {
+    plans.push({
+      name: 'host',
+      taskQueue: hostQueue(options.hostId),
+      gpus: [...options.gpus],
+      workerEnv: options.gpus.length > 0 ? {} : threads,
+    });
+  }
+  return plans;
+}
+
+const identityOf = (options: CompiledWorkersOptions, name: string) => `${name}@${options.hostId}/${process.pid}`;
+
+/** Start the workers of this machine; see the module comment for the process model. */
+export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWorkers> {
+  const options = compileWorkersOptions(raw);
+  const { env, log } = options;
+  const plans = planComputeWorkers(options);
+  const leaseTables: GpuLeases[] = [];
+  const newLeases = (owner: string) => {
+    const leases = new GpuLeases({ runDir: env.runDir, hostId: options.hostId, owner, killGraceMs: options.killGraceMs, log });
+    leaseTables.push(leases);
+    return leases;
+  };
+  const closeLeases = () => leaseTables.forEach((leases) => leases.close());
+
+  try {
+    // Before taking any task: a previous worker that died may have left a step running on our GPUs.
+    if (options.gpus.length > 0) {
+      for (const reaped of await newLeases(identityOf(options, 'reaper')).reapStale(options.gpus)) {
+        if (reaped.outcome === 'killed' || reaped.outcome === 'removed') {
+          log(`GPU ${reaped.gpu}: ${reaped.outcome === 'killed' ? 'killed the process group of and removed' : 'removed'} ` +
+            `a stale lease of ${reaped.record?.owner} (pid ${reaped.record?.pid})`);
+        } else if (reaped.outcome === 'held') {
+          log(`GPU ${reaped.gpu}: leased by live worker ${reaped.record?.owner}; its steps will wait for it`);
+        }
+      }
+    }
+    const probes = options.probe ? await runProbes(options, plans) : [];
+    for (const report of probes) {
+      log(describeProbe(report));
+      if (report.gpus.length > 0 && !report.cudaAvailable) {
+        log(`warning: ${report.worker}: torch sees no CUDA device with CUDA_VISIBLE_DEVICES=${report.gpus.join(',')}; ` +
+          'its steps will run on the CPU (install a CUDA build of torch, or use standIns on a machine without GPUs)');
+      }
+    }
+
+    const connection = options.connection ?? (await NativeConnection.connect({ address: env.temporalAddress }));
+    const common = {
+      connection,
+      namespace: options.namespace,
+      // Steps get cancelled at once on shutdown; the force time only bounds a kill that hangs.
+      shutdownGraceTime: 0,
+      shutdownForceTime: options.killGraceMs + 30_000,
+    };
+    const started: StartedWorker[] = [];
+    try {
+      if (options.kinds.has('cpu')) {
+        const identity = identityOf(options, 'cpu');
+        const activities = createActivities({
+          env,
+          gpus: [],
+          workerEnv: { CSR_TORCH_THREADS: String(options.torchThreads) },
+          workerId: identity,
+          hostQueue: hostQueue(options.hostId),
+          heartbeatEveryMs: options.heartbeatEveryMs,
+          killGraceMs: options.killGraceMs,
+        });
+        const worker = await Worker.create({
+          ...common,
+          identity,
+          taskQueue: CPU_QUEUE,
+          workflowsPath: options.workflowsPath,
+          activities: { ...activities, ...options.lightActivities },
+          maxConcurrentActivityTaskExecutions: options.cpuActivitySlots,
+        });
+        started.push({ name: 'cpu', taskQueue: CPU_QUEUE, identity, worker });
+      }
+      for (const plan of plans) {
+        const identity = identityOf(options, plan.name);
+        const activities = createActivities({
+          env,
+          gpus: plan.gpus,
+          leases: plan.gpus.length > 0 ? newLeases(identity) : undefined,
+          workerEnv: plan.workerEnv,
+          workerId: identity,
+          hostQueue: hostQueue(options.hostId),
+          heartbeatEveryMs: options.heartbeatEveryMs,
+          killGraceMs: options.killGraceMs,
+        });
+        const worker = await Worker.create({
+          ...common,
+          identity,
+          taskQueue: plan.taskQueue,
+          activities,
+          // One step per GPU: a second would share its memory with the first.
+          maxConcurrentActivityTaskExecutions: 1,
+        });
+        started.push({ name: plan.name, taskQueue: plan.taskQueue, identity, worker });
+      }
+    } catch (error) {
+      await Promise.all(started.map(async ({ worker }) => {
+        const running = worker.run();
+        worker.shutdown();
+        await running.catch(() => undefined);
+      }));
+      if (!options.connection) await connection.close();
+      throw error;
+    }
+
+    const runs = started.map(({ worker }) => worker.run());
+    const stopAll = () => {
+      for (const { worker } of started) if (worker.getState() === 'RUNNING') worker.shutdown();
+    };
+    // One worker failing takes the others down, so the process exits and a supervisor can restart it whole.
+    runs.forEach((run) => run.catch(stopAll));
+    const done = Promise.allSettled(runs).then(async (results) => {
+      closeLeases();
+      if (!options.connection) await connection.close();
+      const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
+    for (const { name, taskQueue, identity } of started) log(`worker ${name} polling ${taskQueue} as ${identity}`);
+    return {
+      workers: started,
+      probes,
+      done,
+      shutdown: async () => {
+        stopAll();
+        await done;
+      },
+    };
+  } catch (error) {
+    closeLeases();
+    throw error;
+  }
+}
+
+async function runProbes(options: CompiledWorkersOptions, plans: ComputeWorkerPlan[]): Promise<ProbeReport[]> {
+  // Stand-ins share one environment: one probe speaks for all of them.
+  const probed = plans.filter((plan) => plan.gpus.length > 0 || plan === plans.find((p) => p.gpus.length === 0));
+  return Promise.all(
+    probed.map((plan) =>
+      probeHealth({
+        env: options.env,
+        worker: plan.name,
+        gpus: plan.gpus,
+        childEnv: { ...process.env, ...plan.workerEnv, CUDA_VISIBLE_DEVICES: plan.gpus.join(','), PYTHONUNBUFFERED: '1' },
+      }),
+    ),
+  );
+}
