@@ -130,6 +130,7 @@ test('log-batch of 2500 metrics, 150 params and 120 tags arrives completely, and
     [Number.NaN, Number.MAX_VALUE],
   );
   const run = await client.getRun(runId);
+  t.deepEqual(run.data.metrics.loss, { key: 'loss', value: 1 / 2500, step: 2499, timestamp: 1_700_000_002_499 });
   t.is(Object.keys(run.data.params).length, 150);
   t.is(run.data.params.p149, '149');
   t.is(run.data.tags.t119, 'v119');

@@ -80,11 +80,18 @@ export const runSchema = z
   .object({
     info: runInfoSchema,
     data: z
-      .object({ metrics: z.array(metricSchema).default([]), params: keyValues, tags: keyValues })
-      .default({ metrics: [], params: {}, tags: {} }),
+      .object({
+        metrics: z
+          .array(metricSchema)
+          .default([])
+          .transform((items) => Object.fromEntries(items.map((m) => [m.key, m])) as Record<string, Metric>),
+        params: keyValues,
+        tags: keyValues,
+      })
+      .default({ metrics: {}, params: {}, tags: {} }),
   })
   .transform((r) => ({ info: r.info, data: r.data }));
-/** An MLflow run: metadata plus its latest metric values, params and tags. */
+/** An MLflow run: metadata plus its latest metric point per key, params and tags, each keyed by name. */
 export type Run = z.output<typeof runSchema>;
 
 /** One entry of an artifact listing. */

@@ -1,0 +1,128 @@
+/**
+ * The MLflow server's lifecycle and what must survive it: runs across a restart, and writes made
+ * while the server is down. Serial, because the tests stop and start the file's one server.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { PARENT_RUN_TAG, ResilientTracker, type RunSpec } from '../src/mlflow';
+import { freePort, portFree } from '../src/stack/free-port';
+import { startMlflowServer } from '../src/stack/mlflow-server';
+import { groupAlive } from '../src/stack/process-group';
+import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
+
+const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;
+
+test.before(async (t) => {
+  t.context.mlflow = await startMlflowHarness();
+});
+
+test.after.always(async (t) => {
+  await t.context.mlflow?.close();
+});
+
+test.serial('the server writes its pid file, answers /version, and a second start adopts it', async (t) => {
+  const { mlflow } = t.context;
+  const pidFile = path.join(mlflow.stateDir, 'mlflow.pid');
+  t.is(Number(fs.readFileSync(pidFile, 'utf8')), mlflow.server.pid);
+  t.regex(mlflow.server.version, /^3\.\d+\.\d+/);
+  t.true(mlflow.server.started);
+  const again = await startMlflowServer({ stateDir: mlflow.stateDir, port: mlflow.port });
+  t.false(again.started);
+  t.is(again.pid, mlflow.server.pid);
+  t.is(again.url, mlflow.url);
+});
+
+test.serial('a port held by another process is refused before anything starts', async (t) => {
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => blocker.close());
+  const port = (blocker.address() as net.AddressInfo).port;
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-busy-'));
+  await t.throwsAsync(startMlflowServer({ stateDir, port }), { message: new RegExp(`port ${port} .* already in use`) });
+  t.false(fs.existsSync(path.join(stateDir, 'mlflow.pid')));
+});
+
+test.serial('a venv without MLflow is a clear error', async (t) => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-novenv-'));
+  await t.throwsAsync(startMlflowServer({ stateDir, port: await freePort(), venv: stateDir }), {
+    message: /MLflow is not installed at .*bin\/mlflow; run `npm run bootstrap`/,
+  });
+});
+
+test.serial('stopping and restarting the server keeps runs, metrics and artifacts', async (t) => {
+  const { mlflow } = t.context;
+  const client = mlflow.client();
+  const { experimentId } = await client.getOrCreateExperiment('restart');
+  const { runId } = (await client.createRun({ experimentId, name: 'before-restart' })).info;
+  await client.logBatch(runId, { metrics: [{ key: 'loss', value: 0.5, step: 3 }], params: { seed: 1 } });
+  await client.uploadArtifact(runId, 'kept.txt', 'still here');
+  const pid = mlflow.server.pid;
+
+  await mlflow.stop();
+  t.false(groupAlive(pid), 'every process of the group has exited');
+  t.true(await portFree(mlflow.port), 'the port is released');
+  t.false(fs.existsSync(path.join(mlflow.stateDir, 'mlflow.pid')));
+  await mlflow.start();
+
+  const run = await client.getRun(runId);
+  t.is(run.info.runName, 'before-restart');
+  t.is(run.data.metrics.loss?.value, 0.5);
+  t.is(run.data.params.seed, '1');
+  t.is((await client.downloadArtifact(runId, 'kept.txt')).toString(), 'still here');
+  t.is((await client.getOrCreateExperiment('restart')).experimentId, experimentId);
+});
+
+test.serial('during an outage the resilient tracker warns and buffers; nothing is lost across a process exit', async (t) => {
+  const { mlflow } = t.context;
+  const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+  const warnings: string[] = [];
+  const warn = (message: string) => warnings.push(message);
+  const parent: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage', name: 'csr' };
+  const first = new ResilientTracker({ client: mlflow.client(), spoolDir, warn, retryIntervalMs: 60_000 });
+  const parentRunId = await first.ensureRun(parent);
+  t.truthy(parentRunId, 'the run is created at once while MLflow is up');
+
+  await mlflow.stop();
+  const loss = Array.from({ length: 1500 }, (_, step) => ({ key: 'loss', value: step / 1500, step }));
+  await first.logBatch(parentRunId!, { metrics: loss, params: { lr: 0.001 } });
+  // A child run first named during the outage: created, nested, and logged to once MLflow is back.
+  const child: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage/iter-1', name: 'iteration 1', parent };
+  t.is(await first.ensureRun(child), undefined);
+  await first.setTag(child, 'csr.phase', 'dpo');
+  await first.setTerminated(child, 'FINISHED', 1_700_000_000_000);
+
+  t.is(first.pending, 4);
+  t.is(warnings.length, 4);
+  t.regex(warnings[0] ?? '', /MLflow write buffered: log-batch to run \w+ \(1500 metrics, 1 params, 0 tags\), because .*unreachable/);
+  t.regex(warnings[0] ?? '', /ECONNREFUSED/);
+  t.regex(warnings[0] ?? '', /spooled to .*pending/);
+  t.is(fs.readdirSync(path.join(spoolDir, 'pending')).filter((f) => f.endsWith('.json')).length, 4);
+  const whileDown = await first.flush();
+  t.deepEqual(whileDown, { delivered: 0, pending: 4, rejected: 0 });
+
+  // The process "exits": its tracker is gone, only the spool folder remains.
+  first.close();
+  await mlflow.start();
+  const second = new ResilientTracker({ client: mlflow.client(), spoolDir, warn, retryIntervalMs: 60_000 });
+  t.regex(warnings.at(-1) ?? '', /4 MLflow write\(s\) left in .* by an earlier process/);
+  const result = await second.flush();
+  second.close();
+  t.is(result.rejected, 0);
+  t.is(result.pending, 0);
+  t.is(fs.readdirSync(path.join(spoolDir, 'pending')).length, 0);
+
+  const client = mlflow.client();
+  const history = await client.getMetricHistory(parentRunId!, 'loss');
+  t.is(history.length, 1500);
+  t.is((await client.getRun(parentRunId!)).data.params.lr, '0.001');
+  const { experimentId } = await client.getOrCreateExperiment('outage');
+  const [childRun, ...others] = await client.findRunsByTags([experimentId], { [PARENT_RUN_TAG]: parentRunId! });
+  t.is(others.length, 0);
+  t.is(childRun?.info.runName, 'iteration 1');
+  t.is(childRun?.data.tags['csr.phase'], 'dpo');
+  t.is(childRun?.info.status, 'FINISHED');
+  t.is(childRun?.info.endTime, 1_700_000_000_000);
+});
