@@ -1,0 +1,1 @@
+"""One module per benchmark, each defining ``BENCHMARK``; modules starting with "_" are shared helpers."""

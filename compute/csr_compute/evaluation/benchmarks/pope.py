@@ -1,0 +1,16 @@
+"""POPE on COCO (AoiDragon/POPE ``output/coco``): random, popular and adversarial splits."""
+
+from ..registry import Benchmark
+from ._pope_files import FILE_PATTERN, PROMPT, SPLITS, load_pope, parse_yes_no, score_pope
+
+BENCHMARK = Benchmark(
+    name="pope",
+    title="POPE (COCO)",
+    data_files=tuple(FILE_PATTERN.format(split=split) for split in SPLITS),
+    prompt_template=PROMPT,
+    load=load_pope,
+    parse_answer=parse_yes_no,
+    score=score_pope,
+    image_dirs=("val2014", "images", "."),
+    splits=SPLITS,
+)

@@ -1,0 +1,19 @@
+"""The toy world's POPE: same files, prompt and scorer as COCO POPE, over the toy world's scenes."""
+
+from ..registry import Benchmark
+from ._pope_files import FILE_PATTERN, PROMPT, SPLITS, load_pope, parse_yes_no, score_pope
+from ._toyworld import toy_benchmark_dir
+
+BENCHMARK = Benchmark(
+    name="toy_pope",
+    title="toy-world POPE",
+    data_files=tuple(FILE_PATTERN.format(split=split) for split in SPLITS),
+    prompt_template=PROMPT,
+    load=load_pope,
+    parse_answer=parse_yes_no,
+    score=score_pope,
+    image_dirs=(".", "images", "../../images", "../images"),
+    max_new_tokens=16,
+    splits=SPLITS,
+    default_data_dir=lambda: toy_benchmark_dir("pope"),
+)
