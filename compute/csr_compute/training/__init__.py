@@ -1,0 +1,1 @@
+"""DPO training helpers: the preference data set, trainer callbacks, MLflow logging."""
