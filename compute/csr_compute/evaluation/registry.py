@@ -73,7 +73,8 @@ class Benchmark:
     max_new_tokens: int = 128  # LLaVA-1.5's generation limit for this benchmark
     splits: tuple[str, ...] = ()
     default_split: str | None = None
-    needs_judge: bool = False
+    needs_judge: bool = False  # scored by an LLM judge only: skipped (never zero) without one
+    judge_optional: bool = False  # a judge helps where rules fail (MMBench letter matching)
     options: Mapping[str, str] = field(default_factory=dict)  # extra spec fields -> help text
     default_data_dir: Callable[[], Path] | None = None
 

@@ -131,5 +131,6 @@ BENCHMARK = Benchmark(
     max_new_tokens=1024,
     splits=("dev",),
     default_split="dev",
+    judge_optional=True,
     options={"file": "TSV file name inside the data folder (default mmbench_dev_20230712.tsv)"},
 )
