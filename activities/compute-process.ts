@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { groupAlive, stopGroup } from '../src/stack/process-group';
+import { groupRunning, killGroup } from '../src/gpu/process-groups';
 import type { StepExit } from './exit-codes';
 
 /** One JSON line a step printed on stdout (`progress`, `manifest`, `error`, `probe`, ...). */
@@ -121,7 +121,7 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
   });
 
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopGroup(pid, killGraceMs));
+  const stop = () => (stopping ??= killGroup(pid, killGraceMs));
   const onAbort = () => void stop();
   try {
     options.onSpawn?.(pid);
@@ -136,7 +136,7 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
   options.signal?.removeEventListener('abort', onAbort);
   // The leader is gone, but anything it forked may linger and hold the GPU: clear the group too.
   if (stopping) await stopping;
-  else if (groupAlive(pid)) await stop();
+  else if (groupRunning(pid)) await stop();
   await closed;
   if (options.signal?.aborted) throw options.signal.reason;
   if (callbackError !== undefined) throw callbackError;

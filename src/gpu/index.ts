@@ -1,2 +1,3 @@
-/** GPU bookkeeping of one host. */
+/** GPU bookkeeping of one host: leases, and killing the process groups that hold GPUs. */
 export * from './leases';
+export * from './process-groups';

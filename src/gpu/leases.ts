@@ -30,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { groupAlive, isAlive, stopGroup } from '../stack/process-group';
+import { groupRunning, killGroup, processRunning } from './process-groups';
 
 /** The content of a lease file. */
 export interface LeaseRecord {
@@ -240,16 +240,16 @@ export class GpuLeases {
     if (found.record === undefined) return false;
     const { ownerPid, token } = found.record;
     if (ownerPid === process.pid) return heldHere.get(this.leaseFile(gpu)) !== token;
-    return !isAlive(ownerPid);
+    return !processRunning(ownerPid);
   }
 
   private async reap(gpu: string, found: FoundLease): Promise<'removed' | 'killed'> {
     const file = this.leaseFile(gpu);
     const pid = found.record?.pid;
     let outcome: 'removed' | 'killed' = 'removed';
-    if (typeof pid === 'number' && pid > 0 && groupAlive(pid)) {
+    if (typeof pid === 'number' && pid > 0 && groupRunning(pid)) {
       this.log(`GPU ${gpu}: killing process group ${pid} left running by ${found.record?.owner} (stale lease ${file})`);
-      await stopGroup(pid, this.killGraceMs);
+      await killGroup(pid, this.killGraceMs);
       outcome = 'killed';
     }
     removeIfSame(file, found.ino);

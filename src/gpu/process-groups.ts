@@ -1,0 +1,79 @@
+/**
+ * Killing the process group of a compute step and waiting until none of its members still runs.
+ *
+ * `kill(-pgid, 0)` alone cannot tell when a group is gone: members orphaned by the leader's death are
+ * reparented to PID 1 and stay zombies until PID 1 reaps them, which in a container may be late or
+ * never (a minimal init, or the worker itself as PID 1). A zombie holds no GPU memory and runs no
+ * code, so "gone" here means "no member that is not a zombie", read from /proc on Linux.
+ */
+import * as fs from 'node:fs';
+
+function signalQuietly(target: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(target, signal);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return false;
+    if (code === 'EPERM') return true;
+    throw error;
+  }
+}
+
+/** Process state letter from /proc (R, S, D, Z, ...), or undefined when the pid does not exist or on other systems. */
+function procState(pid: number | string): { state: string; pgrp: number } | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name may contain spaces and parentheses; the fields after its closing ')' do not.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '?', pgrp: Number(fields[2]) };
+}
+
+const hasProc = process.platform === 'linux' && fs.existsSync('/proc/self/stat');
+
+/** True while `pid` exists and is not a zombie. */
+export function processRunning(pid: number): boolean {
+  if (!signalQuietly(pid, 0)) return false;
+  if (!hasProc) return true;
+  const found = procState(pid);
+  return found !== undefined && found.state !== 'Z' && found.state !== 'X';
+}
+
+/** Pids of the members of process group `pgid` that are not zombies. */
+export function liveGroupMembers(pgid: number): number[] {
+  if (!signalQuietly(-pgid, 0)) return [];
+  if (!hasProc) return [pgid];
+  const members: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const found = procState(entry);
+    if (found && found.pgrp === pgid && found.state !== 'Z' && found.state !== 'X') members.push(Number(entry));
+  }
+  return members;
+}
+
+/** True while any member of process group `pgid` still runs. */
+export function groupRunning(pgid: number): boolean {
+  return liveGroupMembers(pgid).length > 0;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * SIGTERM the group, SIGKILL it after `graceMs`, and resolve once no member runs, so that whoever
+ * uses the GPU next never meets a survivor.
+ */
+export async function killGroup(pgid: number, graceMs = 10_000): Promise<void> {
+  if (!groupRunning(pgid)) return;
+  signalQuietly(-pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (groupRunning(pgid) && Date.now() < deadline) await sleep(50);
+  while (groupRunning(pgid)) {
+    signalQuietly(-pgid, 'SIGKILL');
+    await sleep(50);
+  }
+}
