@@ -1,0 +1,86 @@
+"""Multiple-choice and short-answer benchmarks: ScienceQA-IMG, SEED-Bench (image) and GQA."""
+
+from pathlib import Path
+
+import pytest
+
+from csr_compute.evaluation.answers import match_answers, read_answers
+from csr_compute.evaluation.datafiles import DataError
+from csr_compute.evaluation.registry import get_benchmark, load_dataset
+from csr_compute.evaluation.scorers.choice import parse_scienceqa
+from csr_compute.evaluation.scoring import score
+
+FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+
+
+def score_fixture(name: str, folder: str) -> dict:
+    benchmark = get_benchmark(name)
+    dataset = load_dataset(benchmark, FIXTURES / folder)
+    return score(benchmark, dataset, match_answers(dataset, read_answers(FIXTURES / folder / "answers.jsonl")))
+
+
+@pytest.mark.parametrize("text, letter", [
+    ("B", "B"), ("C. blue", "C"), ("C.blue", None), ("The answer is A.", "A"),
+    ("The answer is A. The answer is B.", None), ("the answer is B.", None), ("b", None),
+])
+def test_scienceqa_parse(text, letter):
+    assert parse_scienceqa(text) == letter
+
+
+def test_scienceqa_img_accuracy():
+    m = score_fixture("scienceqa_img", "scienceqa")
+    # 6 problems with an image (problem 3 has none and is not asked): 1 "B" right, 2 "C. blue" right,
+    # 4 "The answer is A." right, 5 "The answer is C." beyond its 2 choices, 6 missing, 7 two "The answer is"
+    assert m["img_accuracy"] == pytest.approx(50.0)
+    assert (m["questions"], m["missing_answers"]) == (6, 1)
+
+
+def test_scienceqa_prompt_and_image_path():
+    benchmark = get_benchmark("scienceqa_img")
+    items = {item.question_id: item for item in load_dataset(benchmark, FIXTURES / "scienceqa").items}
+    assert "3" not in items
+    assert benchmark.prompt(items["2"]) == ("Context: Look at the colors.\nWhich color is the sky?\nA. red\nB. green\n"
+                                           "C. blue\nAnswer with the option's letter from the given choices directly.")
+    assert benchmark.prompt(items["1"]).startswith("Which animal is a dog?\nA. cat\nB. dog\n")
+    assert items["1"].image == "test/1/image.png"
+
+
+def test_scienceqa_split_naming_an_unknown_problem(tmp_path):
+    (tmp_path / "problems.json").write_text((FIXTURES / "scienceqa" / "problems.json").read_text())
+    (tmp_path / "pid_splits.json").write_text('{"test": ["1", "99"]}')
+    with pytest.raises(DataError, match=r"pid_splits.json test\[1\]: problem id '99' is not in problems.json"):
+        load_dataset(get_benchmark("scienceqa_img"), tmp_path)
+
+
+def test_seed_image_accuracy_is_exact_letter_match():
+    m = score_fixture("seedbench", "seedbench")
+    # image questions 101 "A" right, 102 "C." wrong (LLaVA compares the text with the letter), 103 "b" wrong,
+    # 105 missing; the video question 104 is not asked
+    assert m["image_accuracy"] == pytest.approx(25.0)
+    assert m["dimension/Scene_Understanding"] == pytest.approx(50.0)
+    assert m["dimension/Instance_Identity"] == pytest.approx(0.0)
+    assert m["questions"] == 4
+
+
+def test_seed_prompt_lists_options():
+    benchmark = get_benchmark("seedbench")
+    item = load_dataset(benchmark, FIXTURES / "seedbench").items[0]
+    assert benchmark.prompt(item) == ("Question 101?\nA. one\nB. two\nC. three\nD. four\n"
+                                      "Answer with the option's letter from the given choices directly.")
+    assert item.image == "101.jpg"
+
+
+def test_gqa_exact_match_after_llava_normalisation():
+    m = score_fixture("gqa", "gqa")
+    # q1 "Red." -> "red" right (open); q2 "Yes" -> "yes" right; q3 "The left one" wrong; q5 missing; q4 unbalanced
+    assert m["accuracy"] == pytest.approx(50.0)
+    assert m["open"] == pytest.approx(100.0)
+    assert m["binary"] == pytest.approx(100 / 3)
+    assert m["questions"] == 4
+
+
+def test_gqa_field_errors_name_the_question(tmp_path):
+    (tmp_path / "testdev_balanced_questions.json").write_text(
+        '{"q1": {"imageId": "n1", "question": "What?", "answer": "red", "isBalanced": "yes", "types": {}}}')
+    with pytest.raises(DataError, match=r"question 'q1': field 'isBalanced': expected true or false, got \"yes\""):
+        load_dataset(get_benchmark("gqa"), tmp_path)
