@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..contract import SpecError
+from .datafiles import DataError
 
 # Suffixes of the LLaVA-1.5 evaluation prompts (LLaVA docs/Evaluation.md).
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -155,8 +156,6 @@ def load_dataset(benchmark: Benchmark, data_dir: Path | None, *, split: str | No
         data_dir = benchmark.default_data_dir()
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        from .datafiles import DataError
-
         raise DataError(f"{benchmark.name}: data folder {str(data_dir)!r} does not exist "
                         f"(expected the {benchmark.title} release: {', '.join(benchmark.data_files)})")
     dataset = benchmark.load(LoadRequest(data_dir=data_dir, split=benchmark.resolve_split(split), options=options))

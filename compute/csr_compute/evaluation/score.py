@@ -3,7 +3,8 @@
     python -m csr_compute.evaluation.score BENCHMARK --data PATH --answers FILE [--json]
 
 FILE is JSON lines of {"question_id": ..., "text": ...} (the LLaVA evaluation answer format). Prints the
-metrics (``--json``: one JSON object). Exit 0 on success, 2 on bad input (message on stderr).
+metrics (``--json``: one JSON object). Exit 0 on success, 2 on bad input (message on stderr), 1 when
+a configured judge cannot be reached.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..contract import SpecError
+from ..contract import RetryableError, SpecError
 from .answers import match_answers, read_answers
 from .datafiles import DataError
 from .registry import ScoreContext, get_benchmark, load_dataset, names
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, DataError, FileNotFoundError) as error:
         sys.stderr.write(f"csr score: {error}\n")
         return 2
+    except RetryableError as error:  # the judge did not answer: not the input's fault, worth another try
+        sys.stderr.write(f"csr score: {error}\n")
+        return 1
     if args.json:
         sys.stdout.write(json.dumps(metrics, sort_keys=False) + "\n")
     else:

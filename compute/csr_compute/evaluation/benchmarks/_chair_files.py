@@ -53,13 +53,13 @@ def load_chair(request: LoadRequest, *, instances: str, captions: str | None, ca
     options = request.options
     data_dir = request.data_dir
     questions_path = data_dir / options.get("questions", "questions.jsonl")
-    synonyms_path = Path(options["synonyms"]) if "synonyms" in options else synonyms or COCO_SYNONYMS
-    if not synonyms_path.is_absolute() and "synonyms" in options:
-        synonyms_path = data_dir / synonyms_path
+    # An explicit synonyms file is relative to the data folder; otherwise the benchmark's own, else COCO's.
+    synonyms_path = data_dir / options["synonyms"] if "synonyms" in options else synonyms or COCO_SYNONYMS
     vocabulary = Vocabulary.from_file(synonyms_path)
 
     instances_path = data_dir / options.get("instances", instances)
     by_file, annotated = _read_instances(instances_path)
+    known_images = set(by_file.values())
     captions_name = options.get("captions", captions)
     reference: list[tuple[int | str, str]] = []
     if captions_name is not None:
@@ -74,6 +74,8 @@ def load_chair(request: LoadRequest, *, instances: str, captions: str | None, ca
         question_id = record.ident("question_id")
         image = record.text("image")
         image_id = record.get("image_id", (int, str), "an image id", optional=True)
+        if image_id is not None and image_id not in known_images:
+            raise record.error("image_id", f"an image id listed in {instances_path.name} 'images'")
         if image_id is None:
             image_id = by_file.get(image, by_file.get(Path(image).name))
             if image_id is None:
