@@ -13,7 +13,11 @@ function integer(name: string, min = 0) {
   };
 }
 
-/** Run a command module lazily (so `--help` stays fast) and turn its result into the exit code. */
+/**
+ * Run a command module loaded lazily with `require` (so `--help` stays fast; `import()` would need
+ * tsx's ESM loader, which the CommonJS entry point does not register) and turn its result into the
+ * exit code.
+ */
 function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<number>>) {
   return async (...args: A) => {
     try {
@@ -41,7 +45,7 @@ export function buildProgram(): Command {
     .description('the main job: bring the stack up and run configs/toy.yaml to the end, with live progress')
     .option('--config <file>', 'config to run', 'configs/toy.yaml')
     .option('--gpu-workers <n>', 'CPU stand-ins for GPU workers', integer('--gpu-workers', 1), 1)
-    .action(action(async () => (await import('./start-command')).startCommand));
+    .action(action(async () => (require('./start-command') as typeof import('./start-command')).startCommand));
 
   program
     .command('up')
@@ -49,18 +53,18 @@ export function buildProgram(): Command {
     .option('--gpu-workers <n>', 'CPU stand-ins for GPU workers (no GPUs here)', integer('--gpu-workers', 1))
     .option('--gpus <ids>', 'GPU ids to start one pinned worker each for, e.g. 0,1')
     .option('--no-workers', 'start the servers only')
-    .action(action(async () => (await import('./stack-commands')).upCommand));
+    .action(action(async () => (require('./stack-commands') as typeof import('./stack-commands')).upCommand));
 
   program
     .command('down')
     .description('stop the workers and the embedded servers (their data stays in CSR_HOME)')
-    .action(action(async () => (await import('./stack-commands')).downCommand));
+    .action(action(async () => (require('./stack-commands') as typeof import('./stack-commands')).downCommand));
 
   program
     .command('health')
     .description('is each service of the stack answering?')
     .option('--json', 'machine-readable output')
-    .action(action(async () => (await import('./stack-commands')).healthCommand));
+    .action(action(async () => (require('./stack-commands') as typeof import('./stack-commands')).healthCommand));
 
   program
     .command('run')
@@ -70,8 +74,8 @@ export function buildProgram(): Command {
     .option('--resume-from <id>', 'resume a failed run instead: reuse its completed steps')
     .action(
       action(async () => {
-        const { runCommand } = await import('./run-command');
-        const { resumeCommand } = await import('./resume-command');
+        const { runCommand } = require('./run-command') as typeof import('./run-command');
+        const { resumeCommand } = require('./resume-command') as typeof import('./resume-command');
         return (options: { config: string; wait?: boolean; resumeFrom?: string }) =>
           options.resumeFrom ? resumeCommand(options.resumeFrom, { wait: options.wait }) : runCommand(options);
       }),
@@ -82,35 +86,35 @@ export function buildProgram(): Command {
     .description('start a new run that reuses every completed step of run <id> and computes only what is missing')
     .option('--dry-run', 'show which iterations and steps would re-run, and start nothing')
     .option('--wait', 'follow the new run until it ends')
-    .action(action(async () => (await import('./resume-command')).resumeCommand));
+    .action(action(async () => (require('./resume-command') as typeof import('./resume-command')).resumeCommand));
 
   program
     .command('status <id>')
     .description("a run's state, iterations, steps (items total / reused / computed) and latest metrics")
     .option('--json', 'machine-readable output')
-    .action(action(async () => (await import('./status-command')).statusCommand));
+    .action(action(async () => (require('./status-command') as typeof import('./status-command')).statusCommand));
 
   program
     .command('list')
     .description('runs: queued, running and done')
     .option('--json', 'machine-readable output')
     .option('--limit <n>', 'at most this many runs', integer('--limit', 1), 50)
-    .action(action(async () => (await import('./status-command')).listCommand));
+    .action(action(async () => (require('./status-command') as typeof import('./status-command')).listCommand));
 
   program
     .command('cancel <id>')
     .description('cancel a run: its running steps stop and their processes are killed')
-    .action(action(async () => (await import('./status-command')).cancelCommand));
+    .action(action(async () => (require('./status-command') as typeof import('./status-command')).cancelCommand));
 
   program
     .command('pause <id>')
     .description('pause a run after the step in flight')
-    .action(action(async () => async (id: string) => (await import('./status-command')).signalCommand(id, 'pause')));
+    .action(action(async () => async (id: string) => (require('./status-command') as typeof import('./status-command')).signalCommand(id, 'pause')));
 
   program
     .command('unpause <id>')
     .description('let a paused run go on')
-    .action(action(async () => async (id: string) => (await import('./status-command')).signalCommand(id, 'resume')));
+    .action(action(async () => async (id: string) => (require('./status-command') as typeof import('./status-command')).signalCommand(id, 'resume')));
 
   program
     .command('worker')
@@ -119,7 +123,7 @@ export function buildProgram(): Command {
     .option('--gpus <ids>', 'one worker per GPU id, pinned with CUDA_VISIBLE_DEVICES, one task slot each')
     .option('--stand-ins <n>', 'CPU stand-ins for GPU workers on a machine without GPUs', integer('--stand-ins', 1))
     .option('--host', 'the host worker that claims several GPUs of this host for multi-GPU steps')
-    .action(action(async () => (await import('./worker-command')).workerCommand));
+    .action(action(async () => (require('./worker-command') as typeof import('./worker-command')).workerCommand));
 
   const toyworld = program.command('toyworld').description('the synthetic world with tiny models that runs CSR on a CPU');
   toyworld
@@ -127,7 +131,7 @@ export function buildProgram(): Command {
     .description('build the toy world into $CSR_HOME/toyworld/<hash>/ (a no-op when cached)')
     .option('--seed <n>', 'world seed', integer('--seed'), 0)
     .option('--json', 'print the raw progress events')
-    .action(action(async () => (await import('./toyworld-command')).toyworldBuildCommand));
+    .action(action(async () => (require('./toyworld-command') as typeof import('./toyworld-command')).toyworldBuildCommand));
 
   program
     .command('score <benchmark>')
@@ -135,7 +139,7 @@ export function buildProgram(): Command {
     .requiredOption('--data <path>', "folder of the benchmark's official release")
     .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}')
     .option('--json', 'machine-readable output')
-    .action(action(async () => (await import('./score-command')).scoreCommand));
+    .action(action(async () => (require('./score-command') as typeof import('./score-command')).scoreCommand));
 
   const schedule = program.command('schedule').description('recurring CSR runs on Temporal Schedules');
   schedule
@@ -146,20 +150,20 @@ export function buildProgram(): Command {
     .option('--every <interval>', 'fixed interval, e.g. 24h')
     .option('--overlap <policy>', 'what to do when the previous run still runs: skip, buffer-one, cancel-other, allow-all', 'skip')
     .option('--paused', 'create it paused')
-    .action(action(async () => (await import('./schedule-command')).scheduleCreate));
+    .action(action(async () => (require('./schedule-command') as typeof import('./schedule-command')).scheduleCreate));
   schedule
     .command('list')
     .option('--json', 'machine-readable output')
-    .action(action(async () => (await import('./schedule-command')).scheduleList));
+    .action(action(async () => (require('./schedule-command') as typeof import('./schedule-command')).scheduleList));
   schedule
     .command('pause <id>')
-    .action(action(async () => async (id: string) => (await import('./schedule-command')).schedulePause(id, true)));
+    .action(action(async () => async (id: string) => (require('./schedule-command') as typeof import('./schedule-command')).schedulePause(id, true)));
   schedule
     .command('unpause <id>')
-    .action(action(async () => async (id: string) => (await import('./schedule-command')).schedulePause(id, false)));
+    .action(action(async () => async (id: string) => (require('./schedule-command') as typeof import('./schedule-command')).schedulePause(id, false)));
   schedule
     .command('delete <id>')
-    .action(action(async () => (await import('./schedule-command')).scheduleDelete));
+    .action(action(async () => (require('./schedule-command') as typeof import('./schedule-command')).scheduleDelete));
 
   return program;
 }

@@ -1,7 +1,7 @@
 /** `csr status ID` and `csr list`: where runs stand. */
 import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/temporal';
-import { viewRun, type RunView } from '../client/progress';
+import { quickQuery, viewRun, type RunView } from '../client/progress';
 import type { RunStatus } from '../shared/run-types';
 import { summaryTable } from './follow';
 import { metric, seconds, table, uiLinks } from './output';
@@ -105,16 +105,16 @@ export async function listCommand(options: { json?: boolean; limit?: number }): 
       close: execution.closeTime?.toISOString(),
     };
     if (execution.status.name === 'RUNNING') {
-      try {
-        const status = await client.workflow.getHandle(execution.workflowId).query<RunStatus>('runStatus');
+      const status = await quickQuery<RunStatus>(client, execution.workflowId, 'runStatus');
+      if (!status) {
+        row.phase = 'no worker answers';
+      } else {
         row.phase = status.phase;
         row.iteration = `${status.currentIteration ?? '-'}/${status.iterations}`;
         // A run whose steps wait for a free GPU worker (scheduled, not started) shows as queued.
         const pending = (await client.workflow.getHandle(execution.workflowId).describe()).raw.pendingActivities ?? [];
         if (pending.length > 0 && pending.every((p) => p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED))
           row.phase = 'queued';
-      } catch {
-        row.phase = 'starting';
       }
     }
     rows.push(row);
@@ -148,8 +148,8 @@ export async function signalCommand(id: string, signal: 'pause' | 'resume'): Pro
   const client = await connectClient();
   const handle = client.workflow.getHandle(id);
   await handle.signal(signal);
-  const status = await handle.query<RunStatus>('runStatus');
-  if (status.currentChildId) await client.workflow.getHandle(status.currentChildId).signal(signal);
+  const status = await quickQuery<RunStatus>(client, id, 'runStatus');
+  if (status?.currentChildId) await client.workflow.getHandle(status.currentChildId).signal(signal);
   console.log(signal === 'pause' ? `${id} pauses after the step in flight` : `${id} goes on`);
   return 0;
 }

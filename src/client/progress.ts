@@ -44,6 +44,18 @@ type Details = {
   unit?: string;
 };
 
+/**
+ * A query answered by a worker, or undefined after `timeoutMs`: a run whose workers are down would
+ * otherwise hold `csr status` until the server's own deadline.
+ */
+export async function quickQuery<T>(client: Client, workflowId: string, query: string, timeoutMs = 3000): Promise<T | undefined> {
+  try {
+    return await client.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).query<T>(query));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Pending activities of a workflow with their decoded heartbeat details. */
 export async function pendingActivities(client: Client, workflowId: string): Promise<ActivityProgress[]> {
   const description = await client.workflow.getHandle(workflowId).describe();
@@ -88,17 +100,14 @@ export async function viewRun(client: Client, workflowId: string): Promise<RunVi
     closeTime: description.closeTime?.toISOString(),
     activities: [],
   };
-  try {
-    view.run = await handle.query<RunStatus>('runStatus');
-  } catch {
-    // A closed run is queryable only while a worker can replay it; the history summary is then missing.
-  }
+  // A closed run is queryable only while a worker can replay it; the history summary is then missing.
+  view.run = await quickQuery<RunStatus>(client, workflowId, 'runStatus');
   if (description.status.name === 'RUNNING') {
     view.activities = await pendingActivities(client, workflowId);
     const child = view.run?.currentChildId;
     if (child) {
       try {
-        view.iteration = await client.workflow.getHandle(child).query<IterationStatus>('iterationStatus');
+        view.iteration = await quickQuery<IterationStatus>(client, child, 'iterationStatus');
         view.activities.push(...(await pendingActivities(client, child)));
       } catch {
         // The child may be starting or just finished; the next poll sees it.

