@@ -104,7 +104,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       const spec = iterationSpec(input.tracking, input.iteration);
       spec.tags = { ...spec.tags, 'csr.workflow_id': input.workflowId };
       const runId = await resilient.ensureRun(spec);
-      return { key: spec.idempotencyKey, runId };
+      return { key: spec.idempotencyKey, runId, trackingUri: env.mlflowUri };
     },
 
     /**

@@ -6,9 +6,8 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
 import type { CsrConfig } from '../src/config/schema';
 import { durationMs } from '../src/shared/duration';
+import { CPU_QUEUE } from '../workers/task-queues';
 
-export const CPU_QUEUE = 'csr-cpu';
-export const GPU_QUEUE = 'csr-gpu';
 
 /** Options of a long compute step on the given queue. */
 export function computeActivityOptions(config: CsrConfig, taskQueue: string): ActivityOptions {

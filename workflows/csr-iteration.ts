@@ -7,7 +7,7 @@
  * src/shared/plan.ts, so that `csr resume --dry-run` can compute the same plan.
  */
 import { condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type * as activities from '../activities';
+import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrIterationInput, IterationStatus, IterationSummary, StepSummary } from '../src/shared/run-types';
 import {
   curateStep,
@@ -20,10 +20,11 @@ import {
   rewardSteps,
   type PlannedStep,
 } from '../src/shared/plan';
-import { CPU_QUEUE, GPU_QUEUE, computeActivityOptions, lightActivityOptions } from './activity-options';
+import { computeActivityOptions, lightActivityOptions } from './activity-options';
+import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
 
-type Activities = typeof activities;
+type Activities = WorkflowActivities;
 
 /** Run one iteration; returns its summary for the run workflow's history. */
 export async function csrIteration(input: CsrIterationInput): Promise<IterationSummary> {
@@ -78,7 +79,11 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   const tracking = input.tracking
     ? await light.trackIterationStart({ tracking: input.tracking, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId })
     : undefined;
-  const mlflowEnv = tracking ? { MLFLOW_RUN_ID: tracking.runId } : undefined;
+  // The DPO step logs its curves to the iteration's run itself, through the official MLflow client.
+  const mlflowEnv =
+    tracking?.runId && tracking.trackingUri
+      ? { MLFLOW_RUN_ID: tracking.runId, MLFLOW_TRACKING_URI: tracking.trackingUri }
+      : undefined;
 
   const stats: Record<string, number> = {};
   let model = input.model;

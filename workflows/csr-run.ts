@@ -13,14 +13,15 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type * as activities from '../activities';
+import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
 import { iterationStartModel } from '../src/shared/plan';
-import { GPU_QUEUE, computeActivityOptions, lightActivityOptions } from './activity-options';
+import { computeActivityOptions, lightActivityOptions } from './activity-options';
+import { GPU_QUEUE } from '../workers/task-queues';
 import { csrIteration } from './csr-iteration';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
 
-type Activities = typeof activities;
+type Activities = WorkflowActivities;
 
 /** Run (or go on with) a CSR run from its state. */
 export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {

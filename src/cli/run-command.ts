@@ -7,7 +7,7 @@ import { loadConfig, type CsrConfig } from '../config';
 import { connectClient } from '../client/temporal';
 import { repoRoot } from '../env';
 import type { CsrRunInput } from '../shared/run-types';
-import { CPU_QUEUE } from '../../workflows/activity-options';
+import { CPU_QUEUE } from '../../workers/task-queues';
 import { followRun } from './follow';
 
 /** sha256 of the resolved config: stable across key order, part of every artifact key. */

@@ -7,7 +7,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../config';
 import { connectClient } from '../client/temporal';
-import { CPU_QUEUE } from '../../workflows/activity-options';
+import { CPU_QUEUE } from '../../workers/task-queues';
 import { newRunInput } from './run-command';
 import { table } from './output';
 

@@ -244,23 +244,15 @@ export class ResilientTracker {
     const result: FlushResult = { delivered: 0, pending: 0, rejected: 0 };
     try {
       this.loadSpool();
-    } catch (error) {
-      this.warn(`[mlflow] could not read the spool folder ${this.spool.dir}: ${(error as Error).message}`);
-    }
-    const entries = [...this.queue.values()].sort((a, b) => a.id.localeCompare(b.id));
-    for (const [index, entry] of entries.entries()) {
-      try {
-        await this.deliver(entry.write);
-        this.queue.delete(entry.id);
-        this.spool.remove(entry.id);
-        result.delivered += 1;
-      } catch (error) {
-        entry.attempts += 1;
-        if (error instanceof MlflowUnreachableError) {
-          result.pending = entries.length - index;
-          return result;
-        }
-        if (!isRetryable(error) || entry.attempts >= this.maxDeliveryAttempts) {
+      const entries = [...this.queue.values()].sort((a, b) => a.id.localeCompare(b.id));
+      for (const entry of entries) {
+        try {
+          await this.deliver(entry.write);
+        } catch (error) {
+          entry.attempts += 1;
+          // Server down: the rest would fail the same way; keep them for the next flush.
+          if (error instanceof MlflowUnreachableError) break;
+          if (isRetryable(error) && entry.attempts < this.maxDeliveryAttempts) continue;
           this.queue.delete(entry.id);
           const file = this.spool.reject(entry.id, (error as Error).message, entry.write);
           result.rejected += 1;
@@ -268,13 +260,19 @@ export class ResilientTracker {
             `[mlflow] MLflow refused buffered ${describe(entry.write)}; it will not be retried. ` +
               `Kept in ${file}:\n  ${(error as Error).message}`,
           );
-        } else {
-          result.pending += 1;
+          continue;
         }
+        this.queue.delete(entry.id);
+        this.spool.remove(entry.id);
+        result.delivered += 1;
       }
+    } catch (error) {
+      // The spool folder itself failed (deleted, permissions); the writes stay queued in memory.
+      this.warn(`[mlflow] flushing ${this.spool.dir} failed: ${(error as Error).message}`);
     }
+    result.pending = this.queue.size;
     if (result.delivered > 0) {
-      this.warn(`[mlflow] delivered ${result.delivered} buffered MLflow write(s) to ${this.client.trackingUri}; ${this.queue.size} pending`);
+      this.warn(`[mlflow] delivered ${result.delivered} buffered MLflow write(s) to ${this.client.trackingUri}; ${result.pending} pending`);
     }
     return result;
   }

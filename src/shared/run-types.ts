@@ -39,6 +39,8 @@ export interface IterationTracking {
   key: string;
   /** Undefined while MLflow is unreachable: the compute steps then log nothing themselves. */
   runId?: string;
+  /** Where that run lives, for compute steps that log to it with the official client. */
+  trackingUri?: string;
 }
 
 /** One step of one iteration, as status shows it. */
