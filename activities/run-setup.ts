@@ -77,7 +77,12 @@ export function createRunSetupActivities(env: CsrEnv) {
       return {
         artifactRoot,
         toyworldDir,
-        toyworldBuild: { step: 'toyworld-build', label: 'toy world', spec: { out_dir: toyworldDir, out_root: toyworldRoot, seed } },
+        // The world lands in <toyworld root>/<hash>/; out_dir only keeps this build's spec and logs.
+        toyworldBuild: {
+          step: 'toyworld-build',
+          label: 'toy world',
+          spec: { out_dir: path.join(toyworldRoot, '.builds', path.basename(toyworldDir)), out_root: toyworldRoot, seed },
+        },
       };
     },
 

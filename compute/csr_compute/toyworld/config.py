@@ -84,7 +84,8 @@ class WorldConfig:
     def from_spec(cls, spec: dict[str, Any]) -> "WorldConfig":
         """The world parameters of a build spec; ``out_root`` and unknown keys are told apart."""
         known = {spec_field.name for spec_field in fields(cls)}
-        params = {key: value for key, value in spec.items() if key != "out_root"}
+        # out_dir is where the launching activity keeps the spec and logs; the world goes under out_root.
+        params = {key: value for key, value in spec.items() if key not in ("out_root", "out_dir")}
         unknown = sorted(set(params) - known)
         if unknown:
             raise SpecError(unknown[0], params[unknown[0]], f"a toy-world parameter, one of: {', '.join(sorted(known))}")
