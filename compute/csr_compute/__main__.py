@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from typing import Any, Callable
 
@@ -37,11 +41,32 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or "out of memory" in str(error).lower()
 
 
+def watch_parent(poll_s: float = 1.0) -> None:
+    """Die with the worker that launched us.
+
+    The activity starts each step in its own process group and kills that group on cancellation, but a
+    worker killed with SIGKILL cannot: without this, its step would go on writing beside the retry that
+    Temporal starts elsewhere. When our parent changes (we were orphaned), the whole group is killed.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                emit("error", kind="orphaned", retryable=True, message=f"launching process {parent} is gone; stopping")
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m csr_compute", description=__doc__)
     parser.add_argument("step", choices=sorted(STEPS), help="the compute step to run")
     parser.add_argument("--spec", required=True, help="path of the step's JSON spec")
     args = parser.parse_args(argv)
+    if os.environ.get("CSR_WATCH_PARENT", "1") != "0" and os.getpgid(0) == os.getpid():
+        watch_parent()
     try:
         with open(args.spec, encoding="utf-8") as handle:
             spec = json.load(handle)
