@@ -56,7 +56,7 @@ export function seededSample<T>(items: readonly T[], limit: number, seed: number
 }
 
 export function createRunSetupActivities(env: CsrEnv) {
-  const toyworldRoot = path.join(env.home, 'toyworld');
+  const toyworldRoot = env.toyworldRoot;
 
   return {
     /** Decide the run's artifact root and, for the toy world, which world folder to build. */

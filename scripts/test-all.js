@@ -60,8 +60,54 @@ function pytestCounts({ code, output }) {
   return { passed, failed, skipped };
 }
 
+/** Build (or find cached) the default toy world once, so both suites share it instead of building their own. */
+async function prebuildToyworld(toyworldRoot) {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-toyworld-')), 'spec.json');
+  fs.writeFileSync(specFile, JSON.stringify({ out_root: toyworldRoot, seed: 0 }));
+  const started = Date.now();
+  process.stdout.write(`\n=== toy world: building or reusing ${toyworldRoot} (the first build takes a few minutes)\n`);
+  const result = await new Promise((resolve) => {
+    const child = spawn(path.join(venv, 'bin', 'python'), ['-m', 'csr_compute', 'toyworld-build', '--spec', specFile], {
+      cwd: root,
+      env: { ...process.env, HF_HUB_OFFLINE: '1', PYTHONUNBUFFERED: '1', CSR_WATCH_PARENT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let lastStage = '';
+    let buffer = '';
+    child.stdout.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      const lines = buffer.split('\n');
+      buffer = lines.pop();
+      for (const line of lines) {
+        try {
+          const event = JSON.parse(line);
+          if (event.event === 'progress' && event.step !== lastStage) {
+            lastStage = event.step;
+            process.stdout.write(`  stage ${event.step}: ${event.total} ${event.unit}\n`);
+          } else if (event.event === 'toyworld') {
+            process.stdout.write(`  world: ${event.path}\n`);
+          }
+        } catch {
+          // not an event line
+        }
+      }
+    });
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  process.stdout.write(`=== toy world: exit ${result} after ${Math.round((Date.now() - started) / 1000)}s\n`);
+  return result === 0;
+}
+
 (async () => {
   const totals = { passed: 0, failed: 0, skipped: 0 };
+  const home = path.resolve(process.env.CSR_HOME || path.join(root, '.csr'));
+  process.env.CSR_TOYWORLD_ROOT = process.env.CSR_TOYWORLD_ROOT || path.join(home, 'toyworld');
+  if (!(await prebuildToyworld(process.env.CSR_TOYWORLD_ROOT))) {
+    process.stdout.write('the toy world did not build: the tests that need it will fail\n');
+    totals.failed += 1;
+  }
   const suites = [];
   if (only !== 'py') {
     suites.push(['ava (TypeScript)', path.join(root, 'node_modules', '.bin', 'ava'), [], {}, avaCounts]);

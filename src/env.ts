@@ -20,6 +20,8 @@ export interface CsrEnv {
   logDir: string;
   /** Artifact store root (trees, datasets, checkpoints). */
   artifactsDir: string;
+  /** Toy-world cache, one folder per world hash. @default `$CSR_HOME/toyworld` (`CSR_TOYWORLD_ROOT`) */
+  toyworldRoot: string;
   /** Python virtual environment of the compute package. @default `<repo>/.venv` */
   venv: string;
   /** Python interpreter inside the venv. */
@@ -70,6 +72,7 @@ export function csrEnv(env: NodeJS.ProcessEnv = process.env): CsrEnv {
     runDir: path.join(home, 'run'),
     logDir: path.join(home, 'logs'),
     artifactsDir: path.join(home, 'artifacts'),
+    toyworldRoot: path.resolve(env.CSR_TOYWORLD_ROOT || path.join(home, 'toyworld')),
     venv,
     python: path.join(venv, 'bin', 'python'),
     temporalBin: path.join(venv, 'bin', 'temporal'),

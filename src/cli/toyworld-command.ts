@@ -8,7 +8,7 @@ import { runPython } from './python-step';
 export async function toyworldBuildCommand(options: { seed: number; json?: boolean }): Promise<number> {
   const env = csrEnv();
   const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-toyworld-')), 'spec.json');
-  fs.writeFileSync(specFile, JSON.stringify({ out_root: path.join(env.home, 'toyworld'), seed: options.seed }));
+  fs.writeFileSync(specFile, JSON.stringify({ out_root: env.toyworldRoot, seed: options.seed }));
   let lastStage = '';
   let worldPath: string | undefined;
   const code = await runPython(['-m', 'csr_compute', 'toyworld-build', '--spec', specFile], (line) => {
