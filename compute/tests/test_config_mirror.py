@@ -36,3 +36,15 @@ def test_unknown_field_is_named(tmp_path: Path) -> None:
     bad.write_text("name: x\niterations: 1\nmodel: {source: toyworld}\nclip: {source: toyworld}\ngenerate: {num_beamz: 3}\n")
     with pytest.raises(SpecError, match=r"generate\.num_beamz"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_configured_benchmark_is_registered(path: Path) -> None:
+    from csr_compute.evaluation.registry import names
+
+    registered = set(names())
+    for entry in load_config(path).evaluate.benchmarks:
+        assert entry.name in registered, f"{path.name}: benchmark {entry.name!r} is not one of {sorted(registered)}"
+    objective = load_config(path).evaluate.objective
+    if objective:
+        assert objective.split("/")[0] in {b.name for b in load_config(path).evaluate.benchmarks}, objective
