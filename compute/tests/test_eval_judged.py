@@ -74,7 +74,8 @@ def test_llava_bench_relative_score_rounds_like_the_summary_script():
 
 
 def test_llava_bench_judge_message():
-    rules = json.loads((Path(__file__).parents[1] / "csr_compute" / "evaluation" / "data" / "llava_bench_rule.json").read_text())
+    rules = json.loads((Path(__file__).parents[1] / "csr_compute" / "evaluation" / "data" /
+                        "llava_bench_rule.json").read_text())
     content = llava_bench_content("A man irons.", "What is unusual?", "Ironing on a taxi.", "He irons.",
                                   rules["llava_bench_complex"]["prompt"])
     assert content.startswith("[Context]\nA man irons.\n\n[Question]\nWhat is unusual?\n\n[Assistant 1]\nIroning on a "

@@ -68,7 +68,8 @@ def test_judge_reply_is_parsed_with_the_same_rules():
     result = circular_eval(groups, num_option_columns=4, ask_judge=ask)
     assert result.hits == {0: True} and result.judged_rows == 1 and result.random_rows == 0
     assert prompts[0] == matching_prompt("Which one", ["x", "y"], "it's the second")
-    assert "Question: Which one?\nOptions: There are several options: \nA. x\nB. y\n\nAnswer: it's the second" in prompts[0]
+    assert ("Question: Which one?\nOptions: There are several options: \nA. x\nB. y\n\nAnswer: it's the second"
+            in prompts[0])
 
 
 def test_prompt_has_hint_options_and_letter_instruction():

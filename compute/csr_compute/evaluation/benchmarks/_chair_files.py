@@ -21,8 +21,8 @@ DEFAULT_PROMPT = "Please describe this image in detail."
 
 def _coco_records(path: Path, document: Any, key: str, what: str) -> list[Record]:
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
-        raise DataError(f"{path}: expected a COCO JSON object with a list {key!r}, got "
-                        f"{type(document).__name__}{' with keys ' + str(sorted(document)[:6]) if isinstance(document, dict) else ''}")
+        keys = f" with keys {sorted(document)[:6]}" if isinstance(document, dict) else ""
+        raise DataError(f"{path}: expected a COCO JSON object with a list {key!r}, got {type(document).__name__}{keys}")
     return [Record(path, f"{key}[{index}]", value, what) for index, value in enumerate(document[key])]
 
 

@@ -53,7 +53,8 @@ def load(request: LoadRequest) -> Dataset:
                 question, tab, answer = line.rpartition("\t")
                 label = answer.strip().lower()
                 if not tab or label not in ("yes", "no"):
-                    raise DataError(f"{txt} line {k + 1}: expected 'question<TAB>Yes' or 'question<TAB>No', got {line!r}")
+                    raise DataError(f"{txt} line {k + 1}: expected 'question<TAB>Yes' or 'question<TAB>No', "
+                                    f"got {line!r}")
                 items.append(Item(
                     question_id=f"{subtask}/{image.name}/{k}",
                     fields={"question": question.strip().replace(" Please answer yes or no.", "")},

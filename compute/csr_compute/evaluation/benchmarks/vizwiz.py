@@ -19,7 +19,8 @@ UNANSWERABLE = "When the provided information is insufficient, respond with 'Una
 
 def load(request: LoadRequest) -> Dataset:
     split = request.split or "val"
-    path = first_existing(request.data_dir, [f"Annotations/{split}.json", f"{split}.json"], f"VizWiz {split} annotations")
+    path = first_existing(request.data_dir, [f"Annotations/{split}.json", f"{split}.json"],
+                          f"VizWiz {split} annotations")
     records = read_json(path, "VizWiz annotations [{image, question, answers, answer_type, answerable}]")
     if not isinstance(records, list):
         raise DataError(f"{path}: expected a JSON list of questions, got {type(records).__name__}")
@@ -32,9 +33,8 @@ def load(request: LoadRequest) -> Dataset:
         if not answers:
             raise DataError(f"{path} [{position}]: no human answers; the {split} split cannot be scored here "
                             f"(test answers are private to the EvalAI server): use split 'val'")
-        human = []
-        for k, answer in enumerate(answers):
-            human.append(Record(path, f"[{position}].answers[{k}]", answer, "{answer, answer_confidence}").text("answer"))
+        human = [Record(path, f"[{position}].answers[{k}]", answer, "{answer, answer_confidence}").text("answer")
+                 for k, answer in enumerate(answers)]
         question_id = Path(image).stem
         where.append((question_id, f"[{position}]"))
         items.append(Item(question_id=question_id, fields={"question": record.text("question")},
