@@ -52,6 +52,20 @@ test.serial('a venv without MLflow is a clear error', async (t) => {
   });
 });
 
+test.serial('a server that dies while starting is reported with the end of its log', async (t) => {
+  const venv = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-broken-'));
+  fs.mkdirSync(path.join(venv, 'bin'));
+  // A real executable in the place of mlflow that fails the way a broken install does.
+  fs.writeFileSync(path.join(venv, 'bin', 'mlflow'), '#!/bin/sh\necho "ModuleNotFoundError: No module named mlflow" >&2\nexit 1\n', {
+    mode: 0o755,
+  });
+  const stateDir = path.join(venv, 'state');
+  const error = await t.throwsAsync(startMlflowServer({ stateDir, port: await freePort(), venv }));
+  t.regex(error?.message ?? '', /MLflow server at http:\/\/127\.0\.0\.1:\d+ exited while starting/);
+  t.regex(error?.message ?? '', /--- last lines of .*mlflow\.log ---\nModuleNotFoundError: No module named mlflow/);
+  t.false(fs.existsSync(path.join(stateDir, 'mlflow.pid')), 'no stale pid file is left behind');
+});
+
 test.serial('stopping and restarting the server keeps runs, metrics and artifacts', async (t) => {
   const { mlflow } = t.context;
   const client = mlflow.client();
