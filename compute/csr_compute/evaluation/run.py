@@ -161,13 +161,40 @@ def _answer(config: EvaluateConfig, benchmark: Benchmark, dataset: Dataset, data
     return len(pending)
 
 
+def _score(benchmark: Benchmark, dataset: Dataset, answers: dict[str, str], judge: Judge | None, out: Path,
+           beat: _Beat) -> tuple[dict[str, Any], list[str]]:
+    """Metrics of the answers, and the files written (the judge's replies, when it was asked)."""
+    files = ["answers.jsonl", "metrics.json"]
+    context = ScoreContext()
+    if judge is not None:
+        context.judge = judge.with_cache(out / "judgements.jsonl")
+        files.append("judgements.jsonl")
+        judging = Progress(step=STEP, total=len(dataset.items), unit="judged", extra={"benchmark": benchmark.name,
+                                                                                      "phase": "judge"})
+
+        def judged(done: int, _total: int) -> None:
+            with beat.lock:  # the heartbeat thread prints too
+                judging.advance(done - judging.done)
+
+        context.on_progress = judged
+    try:
+        with beat.during("score"):
+            metrics = score(benchmark, dataset, answers, context)
+    finally:
+        if context.judge is not None:
+            context.judge.cache.close()
+    return metrics, files
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     config = EvaluateConfig.from_spec(spec)
     benchmark = get_benchmark(config.benchmark.name)
     choice = config.benchmark
     dataset = load_dataset(benchmark, choice.data_dir, split=choice.split, limit=choice.limit, options=choice.options)
     data_dir = choice.data_dir or benchmark.default_data_dir()
-    judge = Judge.from_spec(config.judge) if config.judge is not None else None
+    # Only a benchmark that asks the judge needs it to be valid (its key variable set, ...).
+    uses_judge = config.judge is not None and (benchmark.needs_judge or benchmark.judge_optional)
+    judge = Judge.from_spec(config.judge) if uses_judge else None
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     log(f"evaluate: {benchmark.title}, {len(dataset.items)} questions from {dataset.source}, model {config.model}")
@@ -183,18 +210,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         computed = _answer(config, benchmark, dataset, data_dir, store, beat)
         answers = {item.question_id: store.get(item.question_id)["text"] for item in dataset.items}
 
-    files = ["answers.jsonl", "metrics.json"]
-    context = ScoreContext()
-    if judge is not None and (benchmark.needs_judge or benchmark.judge_optional):
-        context.judge = judge.with_cache(out / "judgements.jsonl")
-        files.append("judgements.jsonl")
-        judging = Progress(step=STEP, total=len(dataset.items), unit="judged", extra={"benchmark": benchmark.name,
-                                                                                      "phase": "judge"})
-        context.on_progress = lambda done, total: judging.advance(done - judging.done)
-    with beat.during("score"):
-        metrics = score(benchmark, dataset, answers, context)
-    if context.judge is not None:
-        context.judge.cache.close()
+    metrics, files = _score(benchmark, dataset, answers, judge, out, beat)
     atomic_write_json(out / "metrics.json", metrics)
     log("evaluate: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     return write_manifest(out, step=STEP, spec=spec, files=files, items_total=len(dataset.items),
