@@ -54,8 +54,13 @@ def test_toy_benchmarks_default_to_the_toy_world(tmp_path, monkeypatch):
     world.mkdir(parents=True)
     for name in ("instances.json", "synonyms.txt", "questions.jsonl"):
         (world / name).write_text((FIXTURES / "toy_chair" / name).read_text())
+    monkeypatch.delenv("CSR_TOYWORLD_ROOT", raising=False)
     monkeypatch.setenv("CSR_HOME", str(tmp_path))
     assert load_dataset(get_benchmark("toy_chair"), None).source == world / "questions.jsonl"
+    monkeypatch.setenv("CSR_TOYWORLD_ROOT", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match=r"no toy world with benchmarks/chair under .*elsewhere"):
+        load_dataset(get_benchmark("toy_chair"), None)
+    monkeypatch.setenv("CSR_TOYWORLD_ROOT", str(tmp_path / "toyworld"))
     (tmp_path / "toyworld" / "def456" / "benchmarks" / "chair").mkdir(parents=True)
     with pytest.raises(DataError, match=r"several toy worlds have benchmarks/chair"):
         load_dataset(get_benchmark("toy_chair"), None)
