@@ -21,6 +21,7 @@ import {
   type PlannedStep,
 } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
+import { durationMs } from '../src/shared/duration';
 import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
 
@@ -57,7 +58,13 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     return Promise.all(
       entries.map(async ({ p, summary }) => {
         try {
-          const result = await acts.runComputeStep({ step: p.step, spec: p.spec, label: p.label, env });
+          const result = await acts.runComputeStep({
+            step: p.step,
+            spec: p.spec,
+            label: p.label,
+            env,
+            heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
+          });
           Object.assign(summary, {
             state: result.skipped ? 'skipped' : 'done',
             itemsTotal: result.itemsTotal,

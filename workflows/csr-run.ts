@@ -59,7 +59,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
 
   if (!state.paths) {
     const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
-    if (prepared.toyworldBuild) await gpu.runComputeStep(prepared.toyworldBuild);
+    if (prepared.toyworldBuild) await gpu.runComputeStep({ ...prepared.toyworldBuild, expectManifest: false });
     state.paths = await light.resolveRunPaths({ config: state.config, runKey: state.runKey, toyworldDir: prepared.toyworldDir });
     state.tracking = await light.trackRunStart({
       config: state.config,

@@ -1,0 +1,295 @@
+/**
+ * The CSR workflows end to end on a real Temporal dev server, a real MLflow server and real compute
+ * on the toy world (test/fixtures/tiny-toy.yaml: 8 prompts, one iteration). Covered: a run that
+ * fails for good and is resumed without redoing finished steps, MLflow logging, replay of the
+ * recorded histories, a GPU worker killed mid-generate, cancellation, and pause/resume.
+ */
+import anyTest, { type TestFn } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createLightActivities } from '../activities/light-activities';
+import { loadConfig } from '../src/config';
+import { csrEnv, type CsrEnv } from '../src/env';
+import { MlflowClient } from '../src/mlflow';
+import { configHash } from '../src/cli/run-command';
+import { latestRunInput, resumePlan } from '../src/cli/resume-command';
+import { pendingActivities } from '../src/client/progress';
+import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
+import { startWorkers, type RunningWorkers } from '../workers';
+import { CPU_QUEUE } from '../workers/task-queues';
+import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
+import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
+
+interface Context {
+  testEnv: TestWorkflowEnvironment;
+  mlflow: MlflowHarness;
+  env: CsrEnv;
+  childEnv: NodeJS.ProcessEnv;
+  cpuWorkers?: RunningWorkers;
+}
+
+const test = anyTest as TestFn<Context>;
+const workflowsPath = require.resolve('../workflows');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function tinyInput(runKey: string): CsrRunInput {
+  const config = loadConfig(path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml'));
+  return { config, configHash: configHash(config), runKey, nextIteration: 0, history: [] };
+}
+
+/** In-process workers: the CPU worker (workflows, light activities) and optionally one GPU stand-in. */
+function inProcessWorkers(t: { context: Context }, standIns: number): Promise<RunningWorkers> {
+  return startWorkers({
+    kind: standIns > 0 ? ['cpu', 'gpu'] : ['cpu'],
+    standIns,
+    env: t.context.env,
+    connection: t.context.testEnv.nativeConnection,
+    namespace: 'default',
+    workflowsPath,
+    lightActivities: createLightActivities(t.context.env),
+    probe: false,
+    heartbeatEveryMs: 1000,
+    killGraceMs: 3000,
+    log: () => undefined,
+  });
+}
+
+/** A GPU stand-in worker in its own process, which a test can kill like a crashed machine. */
+function workerProcess(t: { context: Context }): ChildProcess {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'csr.js'), 'worker', '--stand-ins', '1'], {
+    cwd: repoRoot,
+    env: t.context.childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return child;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 600_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(500);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function runStatus(client: Client, id: string): Promise<RunStatus | undefined> {
+  try {
+    return await client.workflow.getHandle(id).query<RunStatus>('runStatus');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The heartbeat of a running step of the run's current iteration that matches `step`. */
+async function runningStep(client: Client, id: string, step: string, minDone = 0) {
+  const status = await runStatus(client, id);
+  if (!status?.currentChildId) return undefined;
+  const activities = await pendingActivities(client, status.currentChildId).catch(() => []);
+  return activities.find((a) => a.step === step && (a.done ?? 0) >= minDone && a.total !== undefined && (a.done ?? 0) < a.total);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test.before(async (t) => {
+  const testEnv = await createTestEnv();
+  const mlflow = await startMlflowHarness();
+  const home = tempDir('csr-workflows-');
+  const toyworldRoot = process.env.CSR_TOYWORLD_ROOT ?? path.join(repoRoot, '.csr', 'toyworld');
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    CSR_HOME: home,
+    CSR_TOYWORLD_ROOT: toyworldRoot,
+    TEMPORAL_ADDRESS: testEnv.connection.options.address,
+    MLFLOW_TRACKING_URI: mlflow.url,
+    CSR_TORCH_THREADS: '1',
+  };
+  t.context = { testEnv, mlflow, env: csrEnv(childEnv), childEnv };
+});
+
+test.after.always(async (t) => {
+  await t.context.cpuWorkers?.shutdown().catch(() => undefined);
+  await t.context.testEnv?.teardown();
+  await t.context.mlflow?.close();
+});
+
+test.serial('a run that fails for good is resumed: finished steps are reused, the rest computed, all logged to MLflow', async (t) => {
+  const { client } = t.context.testEnv;
+  const workers = await inProcessWorkers(t, 1);
+  try {
+    const input = tinyInput(`tiny-resume-${Date.now()}`);
+    const first = await client.workflow.start('csrRun', { taskQueue: CPU_QUEUE, workflowId: input.runKey, args: [input] });
+    // Let iteration 1 get past generate, then end the run for good, as a crash of the orchestrator would.
+    await waitFor('iteration 1 reward', async () => {
+      const status = await runStatus(client, first.workflowId);
+      if (status?.currentIteration !== 1 || !status.currentChildId) return undefined;
+      const iteration = await client.workflow
+        .getHandle(status.currentChildId)
+        .query<{ currentStep?: string }>('iterationStatus')
+        .catch(() => undefined);
+      return iteration?.currentStep === 'reward' ? true : undefined;
+    });
+    await first.terminate('test: the run failed for good');
+
+    const old = await latestRunInput(client, first.workflowId);
+    t.is(old.nextIteration, 1, 'iteration 0 (base evaluation) had finished');
+    const plan = await resumePlan(old);
+    const generate = plan.filter((row) => row.iteration === 1 && row.step === 'generate');
+    t.is(generate.length, 2);
+    t.true(generate.every((row) => row.action === 'reuse'), JSON.stringify(generate));
+    t.true(plan.some((row) => row.step === 'dpo' && row.action === 'run'));
+
+    const resumedId = `${old.runKey}-resume`;
+    const resumed = await client.workflow.start('csrRun', {
+      taskQueue: CPU_QUEUE,
+      workflowId: resumedId,
+      args: [{ ...old, resumedFrom: first.workflowId }],
+    });
+    const history = (await resumed.result()) as IterationSummary[];
+    t.deepEqual(
+      history.map((h) => h.iteration),
+      [0, 1],
+    );
+    const iteration1 = history[1] as IterationSummary;
+    const generated = iteration1.steps.filter((s) => s.step === 'generate');
+    t.true(generated.every((s) => s.state === 'skipped' && s.itemsReused === s.itemsTotal), JSON.stringify(generated));
+    const dpo = iteration1.steps.find((s) => s.step === 'dpo');
+    t.is(dpo?.state, 'done');
+    t.true(typeof iteration1.metrics['toy_chair/CHAIR_I'] === 'number', JSON.stringify(iteration1.metrics));
+    t.true(iteration1.stats['curate/pairs'] !== undefined && iteration1.stats['curate/pairs'] > 0, JSON.stringify(iteration1.stats));
+
+    // MLflow: one parent run with eval metrics at steps 0 and 1, an iteration child run nested under it.
+    const mlflow = new MlflowClient({ trackingUri: t.context.mlflow.url });
+    const experiment = await mlflow.getExperimentByName('tiny-toy');
+    t.truthy(experiment);
+    const runs = await mlflow.searchRuns({ experimentIds: [experiment!.experimentId] });
+    const parent = runs.find((r) => r.data.tags['csr.run_key'] === old.runKey && !r.data.tags['mlflow.parentRunId']);
+    t.truthy(parent, 'parent run found by its run key');
+    const children = runs.filter((r) => r.data.tags['mlflow.parentRunId'] === parent!.info.runId);
+    t.true(children.length >= 2, `iteration child runs: ${children.length}`);
+    const chair = await mlflow.getMetricHistory(parent!.info.runId, 'eval/toy_chair/CHAIR_I');
+    t.deepEqual([...new Set(chair.map((m) => m.step))].sort(), [0, 1]);
+    t.is(parent!.data.tags['csr.workflow_id'], first.workflowId);
+    t.truthy(parent!.data.params?.['generate.num_beams'] ?? parent!.data.params);
+    const artifacts = await mlflow.listArtifacts(parent!.info.runId, 'plots');
+    t.true(artifacts.some((a) => a.path.endsWith('eval_metrics.png')), JSON.stringify(artifacts));
+
+    // Determinism: every recorded history (the run chain and its iteration children) replays cleanly.
+    const histories = [resumedId, `${resumedId}/iter-1`];
+    for (const id of histories) {
+      const recorded = await client.workflow.getHandle(id).fetchHistory();
+      await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath }, recorded, id), `replay of ${id}`);
+    }
+  } finally {
+    await workers.shutdown();
+  }
+});
+
+test.serial('a GPU worker killed mid-generate: a retry elsewhere finishes the run, reusing finished prompts', async (t) => {
+  const { client } = t.context.testEnv;
+  const cpu = await inProcessWorkers(t, 0);
+  let gpu = workerProcess(t);
+  try {
+    const input = tinyInput(`tiny-kill-${Date.now()}`);
+    const handle = await client.workflow.start('csrRun', { taskQueue: CPU_QUEUE, workflowId: input.runKey, args: [input] });
+    const victim = await waitFor('generate to be half-way', () => runningStep(client, handle.workflowId, 'generate', 1));
+    gpu.kill('SIGKILL');
+    await new Promise((resolve) => gpu.once('exit', resolve));
+    gpu = workerProcess(t);
+    const history = (await handle.result()) as IterationSummary[];
+    const shard = history[1]?.steps.find((s) => s.step === 'generate' && s.label === victim.label);
+    t.truthy(shard, JSON.stringify(history[1]?.steps));
+    t.true((shard?.itemsReused ?? 0) > 0, `the retried shard reused finished prompts: ${JSON.stringify(shard)}`);
+    t.is(shard?.itemsTotal, (shard?.itemsReused ?? 0) + (shard?.itemsComputed ?? 0));
+  } finally {
+    gpu.kill('SIGTERM');
+    await cpu.shutdown();
+  }
+});
+
+test.serial('cancelling a run kills its compute processes; pause holds the next step until unpaused', async (t) => {
+  const { client } = t.context.testEnv;
+  const workers = await inProcessWorkers(t, 1);
+  try {
+    const input = tinyInput(`tiny-cancel-${Date.now()}`);
+    const handle: WorkflowHandle = await client.workflow.start('csrRun', {
+      taskQueue: CPU_QUEUE,
+      workflowId: input.runKey,
+      args: [input],
+    });
+    // Pause during iteration 0's evaluation: the running step finishes, the next waits.
+    const status = await waitFor('iteration 0', async () => {
+      const s = await runStatus(client, handle.workflowId);
+      return s?.currentChildId ? s : undefined;
+    });
+    await handle.signal('pause');
+    await client.workflow.getHandle(status.currentChildId!).signal('pause');
+    const paused = await waitFor('the pause to take hold', async () => {
+      const s = await client.workflow
+        .getHandle(status.currentChildId!)
+        .query<{ currentStep?: string; paused: boolean }>('iterationStatus')
+        .catch(() => undefined);
+      return s?.currentStep?.startsWith('paused before') ? s : undefined;
+    });
+    t.true(paused.paused);
+    await sleep(3000);
+    const stillPaused = await pendingActivities(client, status.currentChildId!);
+    t.deepEqual(stillPaused, [], 'no step starts while paused');
+    await handle.signal('resume');
+    await client.workflow.getHandle(status.currentChildId!).signal('resume');
+
+    // Cancel while a compute step runs; its whole process group must be gone afterwards.
+    const running = await waitFor('a running compute step', async () => {
+      const s = await runStatus(client, handle.workflowId);
+      if (!s?.currentChildId) return undefined;
+      const activities = await pendingActivities(client, s.currentChildId).catch(() => []);
+      const raw = activities.find((a) => a.step !== 'checking' && a.done !== undefined);
+      if (!raw) return undefined;
+      const description = await client.workflow.getHandle(s.currentChildId).describe();
+      const pending = description.raw.pendingActivities?.[0];
+      const payload = pending?.heartbeatDetails?.payloads?.[0];
+      const details = payload
+        ? client.options.loadedDataConverter.payloadConverter.fromPayload<{ pid: number | null }>(payload as never)
+        : undefined;
+      return details?.pid ? details.pid : undefined;
+    });
+    t.true(pidAlive(running));
+    await handle.cancel();
+    await t.throwsAsync(handle.result());
+    await waitFor('the compute process to be gone', async () => (pidAlive(running) ? undefined : true), 30_000);
+    t.false(pidAlive(running));
+  } finally {
+    await workers.shutdown();
+  }
+});
+
+test.serial('every activity input and output of a run stays under 64 KB', async (t) => {
+  const { client } = t.context.testEnv;
+  const runs = client.workflow.list({ query: "WorkflowType = 'csrRun' OR WorkflowType = 'csrIteration'" }).intoHistories();
+  let checked = 0;
+  for await (const { history } of runs) {
+    for (const event of history.events ?? []) {
+      const scheduled = event.activityTaskScheduledEventAttributes?.input?.payloads ?? [];
+      const completed = event.activityTaskCompletedEventAttributes?.result?.payloads ?? [];
+      for (const payload of [...scheduled, ...completed]) {
+        const size = payload.data?.length ?? 0;
+        t.true(size < 64 * 1024, `payload of ${size} bytes in ${event.eventType}`);
+        checked++;
+      }
+    }
+  }
+  t.true(checked > 20, `checked ${checked} payloads`);
+});
