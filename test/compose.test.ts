@@ -21,9 +21,17 @@ type Service = {
   environment?: Record<string, string>;
   depends_on?: Record<string, unknown>;
   volumes?: string[];
-  deploy?: { resources?: { reservations?: { devices?: Array<{ device_ids?: string[]; driver?: string; capabilities?: string[] }> } } };
+  deploy?: {
+    resources?: {
+      reservations?: { devices?: Array<{ device_ids?: string[]; driver?: string; capabilities?: string[] }> };
+    };
+  };
 };
-type Compose = { services: Record<string, Service>; volumes?: Record<string, unknown>; configs?: Record<string, unknown> };
+type Compose = {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+  configs?: Record<string, unknown>;
+};
 
 /** Parse as Compose does: YAML merge keys (`<<: *worker`) resolved. */
 function parse(text: string): Compose {
@@ -48,10 +56,13 @@ const validateSchema = (() => {
 
 function schemaProblems(doc: unknown): string[] {
   if (validateSchema(doc)) return [];
-  return (validateSchema.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`);
+  return (validateSchema.errors ?? []).map(
+    (e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`,
+  );
 }
 
-const workers = (doc: Compose) => Object.entries(doc.services).filter(([, s]) => s.environment?.CSR_WORKER_KIND !== undefined);
+const workers = (doc: Compose) =>
+  Object.entries(doc.services).filter(([, s]) => s.environment?.CSR_WORKER_KIND !== undefined);
 const gpuWorkers = (doc: Compose) => workers(doc).filter(([, s]) => s.environment?.CSR_WORKER_KIND === 'gpu');
 
 /** One GPU per GPU worker, no GPU twice, and the worker's command and env agree with each other. */
@@ -69,7 +80,9 @@ function gpuProblems(doc: Compose): string[] {
     }
     for (const device of devices) {
       if (device.driver !== 'nvidia' || !device.capabilities?.includes('gpu')) {
-        problems.push(`${name}: a GPU reservation needs driver nvidia and capability gpu, got ${JSON.stringify(device)}`);
+        problems.push(
+          `${name}: a GPU reservation needs driver nvidia and capability gpu, got ${JSON.stringify(device)}`,
+        );
       }
     }
     for (const id of ids) {
@@ -86,7 +99,8 @@ function gpuProblems(doc: Compose): string[] {
     }
     // Leases and worker identities are per host name; two GPU workers with one name would share them.
     const host = service.hostname ?? '';
-    if (!host || hostnames.has(host)) problems.push(`${name}: needs a hostname of its own, got ${JSON.stringify(host)}`);
+    if (!host || hostnames.has(host))
+      problems.push(`${name}: needs a hostname of its own, got ${JSON.stringify(host)}`);
     hostnames.set(host, name);
   }
   return problems;
@@ -115,7 +129,9 @@ function interpolationProblems(text: string, known: Set<string>): string[] {
     used.add((match[1] ?? match[2])!);
   }
   return [
-    ...[...used].filter((name) => !known.has(name)).map((name) => `\${${name}} is used but not documented in the header`),
+    ...[...used]
+      .filter((name) => !known.has(name))
+      .map((name) => `\${${name}} is used but not documented in the header`),
     ...[...known].filter((name) => !used.has(name)).map((name) => `${name} is documented but never used`),
   ];
 }
@@ -159,20 +175,31 @@ test('a copy with a misspelt key or a wrongly typed device list fails the schema
       delete mlflow.environment;
     }),
   );
-  t.true(typo.some((p) => p.includes('/services/mlflow') && p.includes('enviroment')), typo.join('\n'));
+  t.true(
+    typo.some((p) => p.includes('/services/mlflow') && p.includes('enviroment')),
+    typo.join('\n'),
+  );
 
   const devices = schemaProblems(
     edited((doc) => {
-      (doc.services['gpu-worker-0']!.deploy!.resources!.reservations!.devices![0] as Record<string, unknown>).device_ids = '0';
+      (
+        doc.services['gpu-worker-0']!.deploy!.resources!.reservations!.devices![0] as Record<string, unknown>
+      ).device_ids = '0';
     }),
   );
-  t.true(devices.some((p) => p.includes('device_ids')), devices.join('\n'));
+  t.true(
+    devices.some((p) => p.includes('device_ids')),
+    devices.join('\n'),
+  );
 });
 
 test('each GPU worker reserves exactly one GPU, no GPU is reserved twice', (t) => {
   t.deepEqual(gpuProblems(parse(composeText)), []);
   t.deepEqual(
-    gpuWorkers(parse(composeText)).map(([name, s]) => [name, s.deploy?.resources?.reservations?.devices?.[0]?.device_ids]),
+    gpuWorkers(parse(composeText)).map(([name, s]) => [
+      name,
+      s.deploy?.resources?.reservations?.devices?.[0]?.device_ids,
+    ]),
     [
       ['gpu-worker-0', ['0']],
       ['gpu-worker-1', ['1']],
@@ -191,14 +218,19 @@ test('each GPU worker reserves exactly one GPU, no GPU is reserved twice', (t) =
       doc.services['gpu-worker-0']!.deploy!.resources!.reservations!.devices![0]!.device_ids = ['0', '2'];
     }),
   );
-  t.true(two.some((p) => p.startsWith('gpu-worker-0: expected exactly one reserved device')), two.join('\n'));
+  t.true(
+    two.some((p) => p.startsWith('gpu-worker-0: expected exactly one reserved device')),
+    two.join('\n'),
+  );
 });
 
 test('every variable the file interpolates is documented in its header', (t) => {
   t.deepEqual(interpolationProblems(composeText, shellVariables()), []);
   t.true(shellVariables().has('TEMPORAL_VERSION'));
   const broken = composeText.replace('POSTGRES_USER: mlflow', 'POSTGRES_USER: ${MLFLOW_DB_USER}');
-  t.deepEqual(interpolationProblems(broken, shellVariables()), ['${MLFLOW_DB_USER} is used but not documented in the header']);
+  t.deepEqual(interpolationProblems(broken, shellVariables()), [
+    '${MLFLOW_DB_USER} is used but not documented in the header',
+  ]);
 });
 
 test('worker env is documented and every referenced service, volume and Dockerfile exists', (t) => {

@@ -63,7 +63,15 @@ test('long params and tags split by request size before the count limits are rea
 });
 
 test('defaults are fixed once, non-finite values become the strings MLflow parses, bad input is refused', (t) => {
-  const wire = toWireBatch({ metrics: [{ key: 'a', value: Number.NaN }, { key: 'b', value: -Infinity, step: 3, timestamp: 5.4 }] }, 42);
+  const wire = toWireBatch(
+    {
+      metrics: [
+        { key: 'a', value: Number.NaN },
+        { key: 'b', value: -Infinity, step: 3, timestamp: 5.4 },
+      ],
+    },
+    42,
+  );
   t.deepEqual(wire.metrics, [
     { key: 'a', value: 'NaN', timestamp: 42, step: 0 },
     { key: 'b', value: '-Infinity', timestamp: 5, step: 3 },
@@ -76,7 +84,9 @@ test('defaults are fixed once, non-finite values become the strings MLflow parse
     instanceOf: TypeError,
     message: 'metrics[0] (a).value: expected a number, got "1"',
   });
-  t.throws(() => toWireBatch({ metrics: [{ key: 'a', value: 1, step: 0.5 }] }), { message: /step: expected an integer/ });
+  t.throws(() => toWireBatch({ metrics: [{ key: 'a', value: 1, step: 0.5 }] }), {
+    message: /step: expected an integer/,
+  });
   t.deepEqual(splitBatch(toWireBatch({})), []);
 });
 
@@ -93,7 +103,9 @@ test('artifact URIs map to the proxy path; other stores are refused with the fix
   t.is(proxyRoot('mlflow-artifacts:/1/abc/artifacts', 'abc'), '1/abc/artifacts');
   t.is(proxyRoot('mlflow-artifacts://mlflow:5000/7/abc/artifacts/', 'abc'), '7/abc/artifacts');
   t.is(proxyRoot('http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/7/abc/artifacts', 'abc'), '7/abc/artifacts');
-  t.throws(() => proxyRoot('/var/mlruns/1/abc/artifacts', 'abc'), { message: /does not proxy; start the server with --serve-artifacts/ });
+  t.throws(() => proxyRoot('/var/mlruns/1/abc/artifacts', 'abc'), {
+    message: /does not proxy; start the server with --serve-artifacts/,
+  });
   t.throws(() => proxyRoot('s3://bucket/1/abc/artifacts', 'abc'), { message: /s3:\/\/bucket/ });
   t.is(encodeArtifactPath('plots/loss curve.png'), 'plots/loss%20curve.png');
   t.throws(() => encodeArtifactPath('/etc/passwd'), { instanceOf: TypeError });
@@ -104,5 +116,7 @@ test('artifact URIs map to the proxy path; other stores are refused with the fix
 test('retry options are checked', (t) => {
   t.deepEqual(resolveRetryOptions(), { attempts: 5, initialDelayMs: 250, maxDelayMs: 8000 });
   t.throws(() => resolveRetryOptions({ attempts: 0 }), { message: /attempts: expected an integer >= 1, got 0/ });
-  t.throws(() => resolveRetryOptions({ initialDelayMs: 100, maxDelayMs: 10 }), { message: /initialDelayMs <= maxDelayMs/ });
+  t.throws(() => resolveRetryOptions({ initialDelayMs: 100, maxDelayMs: 10 }), {
+    message: /initialDelayMs <= maxDelayMs/,
+  });
 });

@@ -74,7 +74,12 @@ test('getOrCreateExperiment is idempotent, also when callers race', async (t) =>
 test('a run is created with tags and start time, a child nests under it, and both end', async (t) => {
   const client = t.context.mlflow.client();
   const experimentId = await experiment(client);
-  const parent = await client.createRun({ experimentId, name: 'csr', startTime: 1_700_000_000_000, tags: { kind: 'pipeline' } });
+  const parent = await client.createRun({
+    experimentId,
+    name: 'csr',
+    startTime: 1_700_000_000_000,
+    tags: { kind: 'pipeline' },
+  });
   t.is(parent.info.status, 'RUNNING');
   t.is(parent.info.startTime, 1_700_000_000_000);
   t.is(parent.info.runName, 'csr');
@@ -108,7 +113,10 @@ test('log-batch of 2500 metrics, 150 params and 120 tags arrives completely, and
     step,
     timestamp: 1_700_000_000_000 + step,
   }));
-  metrics.push({ key: 'weird', value: Number.NaN, step: 0, timestamp: 1 }, { key: 'weird', value: Infinity, step: 1, timestamp: 2 });
+  metrics.push(
+    { key: 'weird', value: Number.NaN, step: 0, timestamp: 1 },
+    { key: 'weird', value: Infinity, step: 1, timestamp: 2 },
+  );
   const params = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`p${i}`, i]));
   const tags = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`t${i}`, `v${i}`]));
 
@@ -171,13 +179,10 @@ test('artifacts upload through the proxy, list, and read back byte for byte', as
   await client.logArtifactFile(runId, local, 'plots/pixel.png');
 
   const root = await client.listArtifacts(runId);
-  t.deepEqual(
-    root.map((f) => [f.path, f.isDir]).sort(),
-    [
-      ['notes', true],
-      ['plots', true],
-    ],
-  );
+  t.deepEqual(root.map((f) => [f.path, f.isDir]).sort(), [
+    ['notes', true],
+    ['plots', true],
+  ]);
   const plots = await client.listArtifacts(runId, 'plots');
   t.deepEqual(plots, [{ path: 'plots/pixel.png', isDir: false, fileSize: PNG.length }]);
 
@@ -200,7 +205,12 @@ test('findOrCreateRun returns the same run on every call, also when callers race
 
   const raced = await Promise.all(
     [1, 2, 3].map(() =>
-      client.findOrCreateRun({ experimentId, idempotencyKey: "wf-1/it's-1", name: 'iteration-1', parentRunId: parent.info.runId }),
+      client.findOrCreateRun({
+        experimentId,
+        idempotencyKey: "wf-1/it's-1",
+        name: 'iteration-1',
+        parentRunId: parent.info.runId,
+      }),
     ),
   );
   t.is(new Set(raced.map((run) => run.info.runId)).size, 1, 'every racer settles on one run');
@@ -224,7 +234,10 @@ test('a missing run is a typed, non-retryable error naming the endpoint', async 
 });
 
 test('a response of the wrong shape is rejected with the field named, and not retried', async (t) => {
-  const server = await replyingServer(() => ({ status: 200, body: JSON.stringify({ experiment: { experiment_id: 7 } }) }));
+  const server = await replyingServer(() => ({
+    status: 200,
+    body: JSON.stringify({ experiment: { experiment_id: 7 } }),
+  }));
   t.teardown(server.close);
   const client = new MlflowClient({ trackingUri: server.url, retry: { attempts: 3, initialDelayMs: 10 } });
   const error = await t.throwsAsync(client.getExperimentByName('x'), { instanceOf: MlflowResponseError });
@@ -246,16 +259,25 @@ test('5xx and 429 are retried with backoff; 4xx are not', async (t) => {
   t.is(await client.createExperiment('x'), '42');
   t.is(flaky.requests(), 3);
 
-  const refusing = await replyingServer(() => ({ status: 400, body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"no"}' }));
+  const refusing = await replyingServer(() => ({
+    status: 400,
+    body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"no"}',
+  }));
   t.teardown(refusing.close);
   const strict = new MlflowClient({ trackingUri: refusing.url, retry: { attempts: 4, initialDelayMs: 20 } });
-  await t.throwsAsync(strict.createExperiment('x'), { instanceOf: MlflowError, message: /HTTP 400 INVALID_PARAMETER_VALUE: no/ });
+  await t.throwsAsync(strict.createExperiment('x'), {
+    instanceOf: MlflowError,
+    message: /HTTP 400 INVALID_PARAMETER_VALUE: no/,
+  });
   t.is(refusing.requests(), 1);
 });
 
 test('an unreachable server is a retryable MlflowUnreachableError after the configured attempts', async (t) => {
   const port = await freePort();
-  const client = new MlflowClient({ trackingUri: `http://127.0.0.1:${port}`, retry: { attempts: 2, initialDelayMs: 10 } });
+  const client = new MlflowClient({
+    trackingUri: `http://127.0.0.1:${port}`,
+    retry: { attempts: 2, initialDelayMs: 10 },
+  });
   const error = await t.throwsAsync(client.getRun('r'), { instanceOf: MlflowUnreachableError });
   t.true(error?.retryable);
   t.is(error?.status, undefined);
@@ -272,7 +294,10 @@ test('the resilient tracker sets a refused write aside with a warning instead of
   await tracker.logBatch('0123456789abcdef0123456789abcdef', { metrics: [{ key: 'x', value: 1 }] });
   t.is(tracker.pending, 0);
   t.is(warnings.length, 1);
-  t.regex(warnings[0] ?? '', /could not log log-batch to run 0123.* \(1 metrics, 0 params, 0 tags\) and will not retry it/);
+  t.regex(
+    warnings[0] ?? '',
+    /could not log log-batch to run 0123.* \(1 metrics, 0 params, 0 tags\) and will not retry it/,
+  );
   t.regex(warnings[0] ?? '', /RESOURCE_DOES_NOT_EXIST/);
   t.is(fs.readdirSync(path.join(spoolDir, 'rejected')).filter((f) => f.endsWith('.json')).length, 1);
 });

@@ -56,9 +56,13 @@ test.serial('a server that dies while starting is reported with the end of its l
   const venv = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-broken-'));
   fs.mkdirSync(path.join(venv, 'bin'));
   // A real executable in the place of mlflow that fails the way a broken install does.
-  fs.writeFileSync(path.join(venv, 'bin', 'mlflow'), '#!/bin/sh\necho "ModuleNotFoundError: No module named mlflow" >&2\nexit 1\n', {
-    mode: 0o755,
-  });
+  fs.writeFileSync(
+    path.join(venv, 'bin', 'mlflow'),
+    '#!/bin/sh\necho "ModuleNotFoundError: No module named mlflow" >&2\nexit 1\n',
+    {
+      mode: 0o755,
+    },
+  );
   const stateDir = path.join(venv, 'state');
   const error = await t.throwsAsync(startMlflowServer({ stateDir, port: await freePort(), venv }));
   t.regex(error?.message ?? '', /MLflow server at http:\/\/127\.0\.0\.1:\d+ exited while starting/);
@@ -89,85 +93,105 @@ test.serial('stopping and restarting the server keeps runs, metrics and artifact
   t.is((await client.getOrCreateExperiment('restart')).experimentId, experimentId);
 });
 
-test.serial('during an outage the resilient tracker warns and buffers, and flush() delivers once MLflow is back', async (t) => {
-  const { mlflow } = t.context;
-  const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
-  const warnings: string[] = [];
-  const parent: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage', name: 'csr' };
-  const tracker = new ResilientTracker({
-    client: mlflow.client(),
-    spoolDir,
-    warn: (message) => warnings.push(message),
-    retryIntervalMs: 600_000,
-  });
-  t.teardown(() => tracker.close());
-  const parentRunId = await tracker.ensureRun(parent);
-  t.truthy(parentRunId, 'the run is created at once while MLflow is up');
+test.serial(
+  'during an outage the resilient tracker warns and buffers, and flush() delivers once MLflow is back',
+  async (t) => {
+    const { mlflow } = t.context;
+    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+    const warnings: string[] = [];
+    const parent: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage', name: 'csr' };
+    const tracker = new ResilientTracker({
+      client: mlflow.client(),
+      spoolDir,
+      warn: (message) => warnings.push(message),
+      retryIntervalMs: 600_000,
+    });
+    t.teardown(() => tracker.close());
+    const parentRunId = await tracker.ensureRun(parent);
+    t.truthy(parentRunId, 'the run is created at once while MLflow is up');
 
-  await mlflow.stop();
-  const loss = Array.from({ length: 1500 }, (_, step) => ({ key: 'loss', value: step / 1500, step }));
-  await tracker.logBatch(parentRunId!, { metrics: loss, params: { lr: 0.001 } });
-  // A child run first named during the outage: created, nested, and written to once MLflow is back.
-  const child: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage/iter-1', name: 'iteration 1', parent };
-  t.is(await tracker.ensureRun(child), undefined);
-  await tracker.setTag(child, 'csr.phase', 'dpo');
-  await tracker.setTerminated(child, 'FINISHED', 1_700_000_000_000);
+    await mlflow.stop();
+    const loss = Array.from({ length: 1500 }, (_, step) => ({ key: 'loss', value: step / 1500, step }));
+    await tracker.logBatch(parentRunId!, { metrics: loss, params: { lr: 0.001 } });
+    // A child run first named during the outage: created, nested, and written to once MLflow is back.
+    const child: RunSpec = {
+      experimentName: 'outage',
+      idempotencyKey: 'wf-outage/iter-1',
+      name: 'iteration 1',
+      parent,
+    };
+    t.is(await tracker.ensureRun(child), undefined);
+    await tracker.setTag(child, 'csr.phase', 'dpo');
+    await tracker.setTerminated(child, 'FINISHED', 1_700_000_000_000);
 
-  t.is(tracker.pending, 4);
-  t.is(warnings.length, 4);
-  t.regex(warnings[0] ?? '', /MLflow write buffered: log-batch to run \w+ \(1500 metrics, 1 params, 0 tags\), because .*unreachable/);
-  t.regex(warnings[0] ?? '', /ECONNREFUSED/);
-  t.regex(warnings[0] ?? '', /spooled to .*pending/);
-  t.regex(warnings[1] ?? '', /creation of run "iteration 1" \(key wf-outage\/iter-1 in experiment "outage"\)/);
-  t.is(fs.readdirSync(path.join(spoolDir, 'pending')).filter((f) => f.endsWith('.json')).length, 4);
-  t.deepEqual(await tracker.flush(), { delivered: 0, pending: 4, rejected: 0 });
+    t.is(tracker.pending, 4);
+    t.is(warnings.length, 4);
+    t.regex(
+      warnings[0] ?? '',
+      /MLflow write buffered: log-batch to run \w+ \(1500 metrics, 1 params, 0 tags\), because .*unreachable/,
+    );
+    t.regex(warnings[0] ?? '', /ECONNREFUSED/);
+    t.regex(warnings[0] ?? '', /spooled to .*pending/);
+    t.regex(warnings[1] ?? '', /creation of run "iteration 1" \(key wf-outage\/iter-1 in experiment "outage"\)/);
+    t.is(fs.readdirSync(path.join(spoolDir, 'pending')).filter((f) => f.endsWith('.json')).length, 4);
+    t.deepEqual(await tracker.flush(), { delivered: 0, pending: 4, rejected: 0 });
 
-  await mlflow.start();
-  t.deepEqual(await tracker.flush(), { delivered: 4, pending: 0, rejected: 0 });
-  t.is(tracker.pending, 0);
-  t.deepEqual(fs.readdirSync(path.join(spoolDir, 'pending')), []);
+    await mlflow.start();
+    t.deepEqual(await tracker.flush(), { delivered: 4, pending: 0, rejected: 0 });
+    t.is(tracker.pending, 0);
+    t.deepEqual(fs.readdirSync(path.join(spoolDir, 'pending')), []);
 
-  const client = mlflow.client();
-  t.is((await client.getMetricHistory(parentRunId!, 'loss')).length, 1500);
-  t.is((await client.getRun(parentRunId!)).data.params.lr, '0.001');
-  const { experimentId } = await client.getOrCreateExperiment('outage');
-  const children = await client.findRunsByTags([experimentId], { [PARENT_RUN_TAG]: parentRunId! });
-  t.is(children.length, 1);
-  t.is(children[0]?.info.runName, 'iteration 1');
-  t.is(children[0]?.data.tags['csr.phase'], 'dpo');
-  t.is(children[0]?.info.status, 'FINISHED');
-  t.is(children[0]?.info.endTime, 1_700_000_000_000);
-});
+    const client = mlflow.client();
+    t.is((await client.getMetricHistory(parentRunId!, 'loss')).length, 1500);
+    t.is((await client.getRun(parentRunId!)).data.params.lr, '0.001');
+    const { experimentId } = await client.getOrCreateExperiment('outage');
+    const children = await client.findRunsByTags([experimentId], { [PARENT_RUN_TAG]: parentRunId! });
+    t.is(children.length, 1);
+    t.is(children[0]?.info.runName, 'iteration 1');
+    t.is(children[0]?.data.tags['csr.phase'], 'dpo');
+    t.is(children[0]?.info.status, 'FINISHED');
+    t.is(children[0]?.info.endTime, 1_700_000_000_000);
+  },
+);
 
-test.serial('writes spooled by a process that exited are delivered in the background by the next tracker', async (t) => {
-  const { mlflow } = t.context;
-  const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
-  const warnings: string[] = [];
-  const warn = (message: string) => warnings.push(message);
-  const run: RunSpec = { experimentName: 'exit', idempotencyKey: 'wf-exit', name: 'csr' };
-  const localFile = path.join(spoolDir, 'report.json');
-  fs.writeFileSync(localFile, '{"accuracy": 0.5}');
+test.serial(
+  'writes spooled by a process that exited are delivered in the background by the next tracker',
+  async (t) => {
+    const { mlflow } = t.context;
+    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+    const warnings: string[] = [];
+    const warn = (message: string) => warnings.push(message);
+    const run: RunSpec = { experimentName: 'exit', idempotencyKey: 'wf-exit', name: 'csr' };
+    const localFile = path.join(spoolDir, 'report.json');
+    fs.writeFileSync(localFile, '{"accuracy": 0.5}');
 
-  const unreachable = new MlflowClient({ trackingUri: `http://127.0.0.1:${await freePort()}`, retry: { attempts: 1 } });
-  const dying = new ResilientTracker({ client: unreachable, spoolDir: path.join(spoolDir, 'spool'), warn });
-  await dying.logBatch(run, { metrics: [{ key: 'acc', value: 0.5, step: 1 }] });
-  await dying.logArtifact(run, localFile, 'evaluation/report.json');
-  t.is(dying.pending, 2);
-  dying.close();
-  // The step deletes its files; the spool kept its own copy of the artifact.
-  fs.rmSync(localFile);
+    const unreachable = new MlflowClient({
+      trackingUri: `http://127.0.0.1:${await freePort()}`,
+      retry: { attempts: 1 },
+    });
+    const dying = new ResilientTracker({ client: unreachable, spoolDir: path.join(spoolDir, 'spool'), warn });
+    await dying.logBatch(run, { metrics: [{ key: 'acc', value: 0.5, step: 1 }] });
+    await dying.logArtifact(run, localFile, 'evaluation/report.json');
+    t.is(dying.pending, 2);
+    dying.close();
+    // The step deletes its files; the spool kept its own copy of the artifact.
+    fs.rmSync(localFile);
 
-  const next = new ResilientTracker({ client: mlflow.client(), spoolDir: path.join(spoolDir, 'spool'), warn });
-  t.teardown(() => next.close());
-  t.regex(warnings.at(-1) ?? '', /2 MLflow write\(s\) left in .* by an earlier process; delivering them/);
-  const deadline = Date.now() + 30_000;
-  while (next.pending > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  t.is(next.pending, 0, 'delivered without anyone calling flush()');
+    const next = new ResilientTracker({ client: mlflow.client(), spoolDir: path.join(spoolDir, 'spool'), warn });
+    t.teardown(() => next.close());
+    t.regex(warnings.at(-1) ?? '', /2 MLflow write\(s\) left in .* by an earlier process; delivering them/);
+    const deadline = Date.now() + 30_000;
+    while (next.pending > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    t.is(next.pending, 0, 'delivered without anyone calling flush()');
 
-  const client = mlflow.client();
-  const { experimentId } = await client.getOrCreateExperiment('exit');
-  const [created, ...others] = await client.findRunsByTags([experimentId], { [IDEMPOTENCY_TAG]: 'wf-exit' });
-  t.is(others.length, 0);
-  t.is(created?.data.metrics.acc?.value, 0.5);
-  t.is((await client.downloadArtifact(created!.info.runId, 'evaluation/report.json')).toString(), '{"accuracy": 0.5}');
-});
+    const client = mlflow.client();
+    const { experimentId } = await client.getOrCreateExperiment('exit');
+    const [created, ...others] = await client.findRunsByTags([experimentId], { [IDEMPOTENCY_TAG]: 'wf-exit' });
+    t.is(others.length, 0);
+    t.is(created?.data.metrics.acc?.value, 0.5);
+    t.is(
+      (await client.downloadArtifact(created!.info.runId, 'evaluation/report.json')).toString(),
+      '{"accuracy": 0.5}',
+    );
+  },
+);

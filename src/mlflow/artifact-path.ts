@@ -38,7 +38,9 @@ export function proxyRoot(artifactUri: string, runId: string): string {
 export function encodeArtifactPath(artifactPath: string): string {
   const segments = artifactPath.split('/').filter((segment) => segment !== '');
   if (artifactPath.startsWith('/') || segments.some((segment) => segment === '..' || segment === '.')) {
-    throw new TypeError(`artifact path: expected a relative path without . or .. segments, got ${JSON.stringify(artifactPath)}`);
+    throw new TypeError(
+      `artifact path: expected a relative path without . or .. segments, got ${JSON.stringify(artifactPath)}`,
+    );
   }
   if (segments.length === 0) throw new TypeError('artifact path: expected a file name, got an empty path');
   return segments.map(encodeURIComponent).join('/');

@@ -69,7 +69,9 @@ export function toWireBatch(input: LogBatchInput, now = Date.now()): WireBatch {
       throw new TypeError(`metrics[${index}].key: expected a non-empty string, got ${JSON.stringify(metric.key)}`);
     }
     if (typeof metric.value !== 'number') {
-      throw new TypeError(`metrics[${index}] (${metric.key}).value: expected a number, got ${JSON.stringify(metric.value)}`);
+      throw new TypeError(
+        `metrics[${index}] (${metric.key}).value: expected a number, got ${JSON.stringify(metric.value)}`,
+      );
     }
     const step = metric.step ?? 0;
     if (!Number.isSafeInteger(step)) {
@@ -93,7 +95,9 @@ export function splitBatch(batch: WireBatch): WireBatch[] {
   const add = (list: keyof WireBatch, entity: WireMetric | WireKeyValue, limit: number) => {
     const entityBytes = size(entity);
     const full =
-      current[list].length >= limit || entityCount() >= BATCH_LIMITS.entities || bytes + entityBytes > BATCH_LIMITS.bytes;
+      current[list].length >= limit ||
+      entityCount() >= BATCH_LIMITS.entities ||
+      bytes + entityBytes > BATCH_LIMITS.bytes;
     if (full && entityCount() > 0) {
       chunks.push(current);
       current = { metrics: [], params: [], tags: [] };

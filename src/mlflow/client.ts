@@ -9,7 +9,15 @@ import { splitBatch, toWireBatch, type LogBatchInput, type WireBatch } from './b
 import { MlflowError } from './errors';
 import { tagEquals, tagsFilter } from './filter';
 import { resolveTransportOptions, Transport, type TransportOptions } from './http';
-import { responses, type ArtifactFile, type Experiment, type Metric, type Run, type RunInfo, type RunStatus } from './schemas';
+import {
+  responses,
+  type ArtifactFile,
+  type Experiment,
+  type Metric,
+  type Run,
+  type RunInfo,
+  type RunStatus,
+} from './schemas';
 
 /** Tag MLflow reads to nest a run under its parent in the UI. */
 export const PARENT_RUN_TAG = 'mlflow.parentRunId';
@@ -225,7 +233,10 @@ export class MlflowClient {
     const find = async () => oldest(await this.searchRuns({ experimentIds: [input.experimentId], filter: byKey }));
     const existing = await find();
     if (existing) return this.checkParent(existing, input);
-    const created = await this.createRun({ ...input, tags: { ...input.tags, [IDEMPOTENCY_TAG]: input.idempotencyKey } });
+    const created = await this.createRun({
+      ...input,
+      tags: { ...input.tags, [IDEMPOTENCY_TAG]: input.idempotencyKey },
+    });
     const winner = (await find()) ?? created;
     if (winner.info.runId !== created.info.runId) await this.deleteRun(created.info.runId);
     return this.checkParent(winner, input);
@@ -321,10 +332,18 @@ export class MlflowClient {
 
   /** The bytes of one artifact, through the server's artifact proxy. */
   async downloadArtifact(runId: string, artifactPath: string): Promise<Buffer> {
-    return this.transport.bytes({ method: 'GET', path: await this.artifactUrlPath(runId, artifactPath), artifact: true });
+    return this.transport.bytes({
+      method: 'GET',
+      path: await this.artifactUrlPath(runId, artifactPath),
+      artifact: true,
+    });
   }
 
-  private async putArtifact(runId: string, artifactPath: string, bytes: () => Promise<Blob | Uint8Array>): Promise<void> {
+  private async putArtifact(
+    runId: string,
+    artifactPath: string,
+    bytes: () => Promise<Blob | Uint8Array>,
+  ): Promise<void> {
     const urlPath = await this.artifactUrlPath(runId, artifactPath);
     await this.transport.json({ method: 'PUT', path: urlPath, bytes, artifact: true }, responses.empty);
   }

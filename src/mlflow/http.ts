@@ -35,7 +35,9 @@ export function resolveTransportOptions(options: TransportOptions): ResolvedTran
   try {
     url = new URL(options.trackingUri);
   } catch {
-    throw new TypeError(`trackingUri: expected an http(s) URL such as http://127.0.0.1:5000, got ${options.trackingUri}`);
+    throw new TypeError(
+      `trackingUri: expected an http(s) URL such as http://127.0.0.1:5000, got ${options.trackingUri}`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(

@@ -191,7 +191,9 @@ export class ResilientTracker {
     } catch {
       // Only for inspection; the warning below still says what was refused.
     }
-    this.warn(`[mlflow] could not log ${describe(write)} and will not retry it; the pipeline goes on.${kept}\n  ${reason}`);
+    this.warn(
+      `[mlflow] could not log ${describe(write)} and will not retry it; the pipeline goes on.${kept}\n  ${reason}`,
+    );
   }
 
   private buffer(write: SpooledWrite, reason: string, materialize: (id: string) => SpooledWrite = () => write): void {
@@ -231,7 +233,8 @@ export class ResilientTracker {
   /** Queue the spool folder's writes not queued yet (an earlier or another process's); returns how many. */
   private loadSpool(): number {
     let added = 0;
-    const onBadFile = (file: string, problem: string) => this.warn(`[mlflow] unreadable spool file moved to ${file}: ${problem}`);
+    const onBadFile = (file: string, problem: string) =>
+      this.warn(`[mlflow] unreadable spool file moved to ${file}: ${problem}`);
     for (const entry of this.spool.list(onBadFile)) {
       if (this.queue.has(entry.id)) continue;
       this.queue.set(entry.id, { ...entry, attempts: 0 });
@@ -272,7 +275,9 @@ export class ResilientTracker {
     }
     result.pending = this.queue.size;
     if (result.delivered > 0) {
-      this.warn(`[mlflow] delivered ${result.delivered} buffered MLflow write(s) to ${this.client.trackingUri}; ${result.pending} pending`);
+      this.warn(
+        `[mlflow] delivered ${result.delivered} buffered MLflow write(s) to ${this.client.trackingUri}; ${result.pending} pending`,
+      );
     }
     return result;
   }
@@ -339,7 +344,9 @@ function fixRun(run: RunTarget, now = Date.now()): RunTarget {
 }
 
 function describeRun(run: RunTarget): string {
-  return typeof run === 'string' ? `run ${run}` : `run "${run.name}" (key ${run.idempotencyKey} in experiment "${run.experimentName}")`;
+  return typeof run === 'string'
+    ? `run ${run}`
+    : `run "${run.name}" (key ${run.idempotencyKey} in experiment "${run.experimentName}")`;
 }
 
 /** What a write is, in words, for warnings. */

@@ -99,7 +99,10 @@ export class Spool {
   /** Every pending write in id order; unreadable files are moved to `rejected/` and reported. */
   list(onBadFile: (file: string, problem: string) => void): SpoolEntry[] {
     const entries: SpoolEntry[] = [];
-    for (const name of fs.readdirSync(this.pendingDir).filter((n) => n.endsWith('.json')).sort()) {
+    for (const name of fs
+      .readdirSync(this.pendingDir)
+      .filter((n) => n.endsWith('.json'))
+      .sort()) {
       const id = name.slice(0, -'.json'.length);
       let text: string;
       try {

@@ -125,7 +125,12 @@ async function serverVersion(url: string): Promise<string> {
   return (await response.text()).trim();
 }
 
-function handle(options: ResolvedMlflowServerOptions, pid: number, started: boolean, version: string): MlflowServerHandle {
+function handle(
+  options: ResolvedMlflowServerOptions,
+  pid: number,
+  started: boolean,
+  version: string,
+): MlflowServerHandle {
   return {
     url: options.url,
     port: options.port,
