@@ -93,3 +93,13 @@ def test_question_for_an_unknown_image_is_named(tmp_path):
     with pytest.raises(DataError, match=r"questions.jsonl line 1: field 'image': expected a file_name listed in "
                                         r"instances.json 'images', got \"scene_9.png\""):
         load_dataset(get_benchmark("toy_chair"), tmp_path)
+
+
+def test_custom_synonyms_that_singularise_are_reported(tmp_path, capsys):
+    for name in ("instances.json", "questions.jsonl"):
+        (tmp_path / name).write_text((FIXTURES / "toy_chair" / name).read_text())
+    (tmp_path / "synonyms.txt").write_text("fork, utensil\nknife, blade\ncup, glass\n")
+    load_dataset(get_benchmark("toy_chair"), tmp_path)
+    err = capsys.readouterr().err
+    assert "synonym 'glass'" in err and "singularises to 'glas'" in err
+    assert "'fork'" not in err and "'utensil'" not in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from ...contract import log
 from ..datafiles import DataError, Record, check_unique, iter_jsonl, read_json
 from ..registry import Dataset, Item, LoadRequest
 from ..scorers.chair import COCO_SYNONYMS, Vocabulary, chair_metrics, image_objects
@@ -56,6 +57,11 @@ def load_chair(request: LoadRequest, *, instances: str, captions: str | None, ca
     # An explicit synonyms file is relative to the data folder; otherwise the benchmark's own, else COCO's.
     synonyms_path = data_dir / options["synonyms"] if "synonyms" in options else synonyms or COCO_SYNONYMS
     vocabulary = Vocabulary.from_file(synonyms_path)
+    if synonyms_path != COCO_SYNONYMS:
+        for word, singular in vocabulary.unmatchable():
+            # The standard list has such entries too ("bus"); in a custom list they are likely a surprise.
+            log(f"CHAIR: synonym {word!r} in {synonyms_path} singularises to {singular!r}, so only its plural can be "
+                f"matched (as in the official metric); list the singular form the captions use to avoid this")
 
     instances_path = data_dir / options.get("instances", instances)
     by_file, annotated = _read_instances(instances_path)

@@ -81,6 +81,11 @@ class Vocabulary:
             raise DataError(f"{path}: no objects (expected one line per object: 'object, synonym, ...')")
         return cls(node_of=node_of)
 
+    def unmatchable(self) -> list[tuple[str, str]]:
+        """Single-word entries that singularisation changes, so a caption can only name them in the plural."""
+        return [(word, singularize(word)) for word in self.node_of
+                if " " not in word and word.strip() and singularize(word) != word]
+
     def node(self, name: str, where: str) -> str:
         if name not in self.node_of:
             raise DataError(f"{where}: object {name!r} is not in the synonyms list (its first words: "
