@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { createLightActivities } from '../activities/light-activities';
 import { loadConfig } from '../src/config';
@@ -280,7 +281,8 @@ test.serial('every activity input and output of a run stays under 64 KB', async 
   const { client } = t.context.testEnv;
   const runs = client.workflow.list({ query: "WorkflowType = 'csrRun' OR WorkflowType = 'csrIteration'" }).intoHistories();
   let checked = 0;
-  for await (const { history } of runs) {
+  for await (const item of runs) {
+    const history = (item as { history: temporal.api.history.v1.IHistory }).history;
     for (const event of history.events ?? []) {
       const scheduled = event.activityTaskScheduledEventAttributes?.input?.payloads ?? [];
       const completed = event.activityTaskCompletedEventAttributes?.result?.payloads ?? [];
