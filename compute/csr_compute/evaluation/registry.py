@@ -51,10 +51,9 @@ class LoadRequest:
 
 @dataclass
 class ScoreContext:
-    """What a scorer may need besides the answers: a judge, and where to remember its verdicts."""
+    """What a scorer may need besides the answers: a judge (which remembers its own replies) and a progress hook."""
 
     judge: Any = None  # judge.Judge or None
-    verdicts: Any = None  # judge.VerdictCache or None
     on_progress: Callable[[int, int], None] | None = None  # (done, total) while judging
 
 
