@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
@@ -16,7 +15,7 @@ import {
   type MetricInput,
 } from '../src/mlflow';
 import { freePort } from '../src/stack/free-port';
-import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
+import { startMlflowHarness, tempDir, type MlflowHarness } from './helpers/mlflow-harness';
 
 const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;
 
@@ -174,7 +173,7 @@ test('artifacts upload through the proxy, list, and read back byte for byte', as
   t.regex(artifactUri, /^mlflow-artifacts:\//);
 
   await client.uploadArtifact(runId, 'notes/hello world.txt', 'hello, artifacts\n');
-  const local = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-artifact-')), 'pixel.png');
+  const local = path.join(tempDir(t, 'csr-artifact-'), 'pixel.png');
   fs.writeFileSync(local, PNG);
   await client.logArtifactFile(runId, local, 'plots/pixel.png');
 
@@ -288,7 +287,7 @@ test('an unreachable server is a retryable MlflowUnreachableError after the conf
 test('the resilient tracker sets a refused write aside with a warning instead of throwing', async (t) => {
   const { mlflow } = t.context;
   const warnings: string[] = [];
-  const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+  const spoolDir = tempDir(t, 'csr-spool-');
   const tracker = new ResilientTracker({ client: mlflow.client(), spoolDir, warn: (m) => warnings.push(m) });
   t.teardown(() => tracker.close());
   await tracker.logBatch('0123456789abcdef0123456789abcdef', { metrics: [{ key: 'x', value: 1 }] });

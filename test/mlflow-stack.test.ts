@@ -4,14 +4,13 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { IDEMPOTENCY_TAG, MlflowClient, PARENT_RUN_TAG, ResilientTracker, type RunSpec } from '../src/mlflow';
 import { freePort, portFree } from '../src/stack/free-port';
 import { startMlflowServer } from '../src/stack/mlflow-server';
 import { groupAlive } from '../src/stack/process-group';
-import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
+import { startMlflowHarness, tempDir, type MlflowHarness } from './helpers/mlflow-harness';
 
 const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;
 
@@ -40,20 +39,20 @@ test.serial('a port held by another process is refused before anything starts', 
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   t.teardown(() => blocker.close());
   const port = (blocker.address() as net.AddressInfo).port;
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-busy-'));
+  const stateDir = tempDir(t, 'csr-mlflow-busy-');
   await t.throwsAsync(startMlflowServer({ stateDir, port }), { message: new RegExp(`port ${port} .* already in use`) });
   t.false(fs.existsSync(path.join(stateDir, 'mlflow.pid')));
 });
 
 test.serial('a venv without MLflow is a clear error', async (t) => {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-novenv-'));
+  const stateDir = tempDir(t, 'csr-mlflow-novenv-');
   await t.throwsAsync(startMlflowServer({ stateDir, port: await freePort(), venv: stateDir }), {
     message: /MLflow is not installed at .*bin\/mlflow; run `npm run bootstrap`/,
   });
 });
 
 test.serial('a server that dies while starting is reported with the end of its log', async (t) => {
-  const venv = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-broken-'));
+  const venv = tempDir(t, 'csr-mlflow-broken-');
   fs.mkdirSync(path.join(venv, 'bin'));
   // A real executable in the place of mlflow that fails the way a broken install does.
   fs.writeFileSync(
@@ -97,7 +96,7 @@ test.serial(
   'during an outage the resilient tracker warns and buffers, and flush() delivers once MLflow is back',
   async (t) => {
     const { mlflow } = t.context;
-    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+    const spoolDir = tempDir(t, 'csr-spool-');
     const warnings: string[] = [];
     const parent: RunSpec = { experimentName: 'outage', idempotencyKey: 'wf-outage', name: 'csr' };
     const tracker = new ResilientTracker({
@@ -158,7 +157,7 @@ test.serial(
   'writes spooled by a process that exited are delivered in the background by the next tracker',
   async (t) => {
     const { mlflow } = t.context;
-    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-spool-'));
+    const spoolDir = tempDir(t, 'csr-spool-');
     const warnings: string[] = [];
     const warn = (message: string) => warnings.push(message);
     const run: RunSpec = { experimentName: 'exit', idempotencyKey: 'wf-exit', name: 'csr' };

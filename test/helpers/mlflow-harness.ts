@@ -71,3 +71,12 @@ export async function startMlflowHarness(): Promise<MlflowHarness> {
   };
   return harness;
 }
+
+/** A temp folder removed when the test ends (kept when CSR_KEEP_TEST_STATE is set). */
+export function tempDir(t: { teardown(fn: () => void): void }, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => {
+    if (!process.env.CSR_KEEP_TEST_STATE) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
