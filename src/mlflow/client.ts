@@ -256,7 +256,9 @@ export class MlflowClient {
   /**
    * Log metrics, params and tags, split into as many requests as MLflow's batch limits need.
    * Safe to repeat: MLflow keeps identical metric points once, accepts an unchanged param, and
-   * overwrites tags. Not atomic across requests: after a failure, repeat the whole call.
+   * overwrites tags. Give metrics a `timestamp` where the call may be repeated (a retried activity):
+   * the default, the time of the call, differs between attempts and MLflow then keeps both points.
+   * Not atomic across requests: after a failure, repeat the whole call.
    */
   logBatch(runId: string, input: LogBatchInput): Promise<void> {
     return this.logWireBatch(runId, toWireBatch(input));
