@@ -121,17 +121,20 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       curateDir?: string;
       evaluateDirs: string[];
       artifactRoot: string;
+      /** Milliseconds since the epoch, fixed by the workflow: a retried activity logs identical points, which MLflow keeps once. */
+      timestamp: number;
     }): Promise<void> {
       const parent = input.tracking.parentRunId ?? parentSpec(input.tracking);
       const child = input.iterationRunId ?? iterationSpec(input.tracking, input.iteration);
       const step = input.iteration;
+      const timestamp = input.timestamp;
       await resilient.logBatch(parent, {
-        metrics: Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step })),
+        metrics: Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
       });
       await resilient.logBatch(child, {
         metrics: [
-          ...Object.entries(input.stats).map(([key, value]) => ({ key, value, step })),
-          ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step })),
+          ...Object.entries(input.stats).map(([key, value]) => ({ key, value, step, timestamp })),
+          ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
         ],
         params: { iteration: input.iteration, artifact_root: input.artifactRoot },
       });

@@ -151,6 +151,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
       curateDir: iteration > 0 ? curateStep(config, paths, iteration, []).spec.out_dir : undefined,
       evaluateDirs: evaluations.map((e) => e.spec.out_dir),
       artifactRoot: paths.artifactRoot,
+      timestamp: Date.now(),
     });
   }
   currentStep = 'done';

@@ -107,7 +107,7 @@ class EvaluateSection:
     objective_direction: str = "minimize"
     stop_when_worse: bool = False
     batch_size: int = 16
-    max_new_tokens: int = 256
+    max_new_tokens: Optional[int] = None
     judge: Optional[JudgeSection] = None
 
 

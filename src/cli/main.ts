@@ -136,7 +136,7 @@ export function buildProgram(): Command {
   program
     .command('score <benchmark>')
     .description('score an answer file with the benchmark\'s official metric')
-    .requiredOption('--data <path>', "folder of the benchmark's official release")
+    .option('--data <path>', "folder of the benchmark's official release (toy benchmarks: the toy world's by default)")
     .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}')
     .option('--json', 'machine-readable output')
     .action(action(async () => (require('./score-command') as typeof import('./score-command')).scoreCommand));

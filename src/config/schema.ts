@@ -150,7 +150,8 @@ const evaluate = z
     /** Stop the run when an iteration does not improve the objective. @default false */
     stop_when_worse: bool().default(false),
     batch_size: int(1).default(16),
-    max_new_tokens: int(1).default(256),
+    /** Token limit of an answer; unset = each benchmark's LLaVA-1.5 default (e.g. 1024 for MM-Vet). */
+    max_new_tokens: int(1).optional(),
     /** OpenAI-compatible judge for MM-Vet and LLaVA-Bench; absent = those two are skipped. */
     judge: z
       .object({ url: text('URL'), model: text('model name'), api_key_env: text('variable name').optional() })

@@ -133,7 +133,7 @@ export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: num
         model,
         benchmark: { name: benchmark.name, ...(dataDir ? { data_dir: dataDir } : {}), limit: benchmark.limit },
         batch_size: config.evaluate.batch_size,
-        max_new_tokens: config.evaluate.max_new_tokens,
+        ...(config.evaluate.max_new_tokens ? { max_new_tokens: config.evaluate.max_new_tokens } : {}),
         seed: config.seed,
         device: 'auto',
         ...(config.evaluate.judge ? { judge: config.evaluate.judge } : {}),
