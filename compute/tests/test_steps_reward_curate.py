@@ -1,0 +1,210 @@
+"""reward and curate: filters, calibration, CLIP scores, resume, pair selection, noise filters, ground truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from csr_compute.search.calibration import calibrate_siblings, path_value, sibling_ranks
+from csr_compute.search.filters import drop_reason, garbage_reason
+from csr_compute.steps import curate, reward
+
+
+def read(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------ filters and calibration
+
+@pytest.mark.parametrize("text, reason", [
+    ("there is a cup .", None),
+    ("a cat sits on a mat", None),
+    ("это кошка", "foreign_or_emoji"),
+    ("a cat 😀", "foreign_or_emoji"),
+    ("ねこ", "foreign_or_emoji"),
+    ("cat cat cat cat cat cat", "repetition"),
+    ("cat cat cat cat cat", None),
+    ("aaaaaaaaaaa", "repetition"),
+    ("a\nb\nc\nd\ne\nf\ng", "newlines"),
+])
+def test_garbage_filters(text, reason):
+    assert garbage_reason(text) == reason
+
+
+def test_short_sentences_are_dropped_but_an_empty_final_node_ends_the_response():
+    assert drop_reason("ok.", final=False) == "short"
+    assert drop_reason("ok.", final=True) == "short"
+    assert drop_reason("", final=True) is None
+    assert drop_reason("", final=False) == "short"
+
+
+def test_sibling_ranks_follow_the_reference():
+    assert sibling_ranks([0.3, 0.9, 0.1, 0.5]) == [0.75, 0.25, 1.0, 0.5]
+    children = [{"self_reward": -1.0, "clip": 20.0, "logprob_sum": -2.0},
+                {"self_reward": -0.5, "clip": 10.0, "logprob_sum": -1.0}]
+    calibrate_siblings(children, alpha=0.9, mode="rank")
+    assert [c["rank"] for c in children] == [1.0, 0.5]
+    assert [c["clip_rank"] for c in children] == [0.5, 1.0]
+    assert [c["calibrated"] for c in children] == pytest.approx([0.1 * 1.0 + 0.9 * 0.5, 0.1 * 0.5 + 0.9 * 1.0])
+    calibrate_siblings(children, alpha=0.9, mode="score")
+    assert children[0]["calibrated"] == pytest.approx(0.9 * 20.0 + 0.1 * 2.718281828 ** -2.0)
+    # rank: lower is better, and the reference divides by the path length including the root
+    assert path_value([0.2, 0.4], "rank", "with_root") == pytest.approx(-0.2)
+    assert path_value([0.2, 0.4], "rank", "sentences") == pytest.approx(-0.3)
+    assert path_value([3.0], "score", "sentences") == 3.0
+
+
+# ------------------------------------------------------------------ reward on the tiny pipeline
+
+def test_reward_scores_and_calibrates_every_kept_sentence(tiny_models, tiny_pipeline):
+    from PIL import Image
+
+    from csr_compute.models import load_clip
+
+    records = read(Path(tiny_pipeline.reward_spec["out_dir"]) / "scored.jsonl")
+    assert len(records) == 8
+    clip = load_clip(tiny_models.clip, "cpu")
+    checked = 0
+    for record in records:
+        nodes = record["nodes"]
+        for node in nodes[1:]:
+            parent = nodes[node["parent"]]
+            if parent["dropped"] is not None:
+                assert node["dropped"] == "ancestor"
+            scored = node["dropped"] is None and node["text"].strip() != ""
+            assert (node["clip"] is not None) == scored
+            assert (node["calibrated"] is not None) == scored
+        siblings: dict[int, list[dict]] = {}
+        for node in nodes[1:]:
+            if node["clip"] is not None:
+                siblings.setdefault(node["parent"], []).append(node)
+        for group in siblings.values():
+            n = len(group)
+            assert sorted(c["rank"] for c in group) == pytest.approx([(i + 1) / n for i in range(n)])
+            for child in group:
+                assert child["calibrated"] == pytest.approx(0.1 * child["rank"] + 0.9 * child["clip_rank"])
+        if checked < 3:  # the stored score is CLIP's own image-text logit
+            node = next(n for n in nodes if n["clip"] is not None)
+            image = Image.open(Path(tiny_models.images_dir) / record["image"]).convert("RGB")
+            inputs = clip.processor(text=[node["text"]], images=image, return_tensors="pt", padding=True)
+            assert node["clip"] == pytest.approx(clip.model(**inputs).logits_per_image.item(), abs=1e-4)
+            checked += 1
+    assert checked == 3
+
+
+def test_restarted_reward_skips_finished_trees(tiny_pipeline, tmp_path):
+    spec = {**tiny_pipeline.reward_spec, "out_dir": str(tmp_path / "reward")}
+    reward.run(spec)
+    scored = tmp_path / "reward" / "scored.jsonl"
+    complete = read(scored)
+    lines = scored.read_text().splitlines(keepends=True)
+    scored.write_text("".join(lines[:3]) + lines[3][:40])  # three trees done, the fourth torn mid-write
+    (tmp_path / "reward" / "manifest.json").unlink()
+    manifest = reward.run(spec)
+    assert (manifest["items_reused"], manifest["items_computed"]) == (3, 5)
+    assert sorted(read(scored), key=lambda r: r["id"]) == sorted(complete, key=lambda r: r["id"])
+
+
+# ------------------------------------------------------------------ curate
+
+def test_curated_pairs_differ_and_use_absolute_image_paths(tiny_pipeline):
+    out = Path(tiny_pipeline.curate_spec["out_dir"])
+    pairs = read(out / "pairs.jsonl")
+    stats = json.loads((out / "stats.json").read_text())
+    assert pairs, "the tiny pipeline must yield pairs"
+    for pair in pairs:
+        chosen, rejected = pair["conversations"], pair["rejected_conversations"]
+        assert [t["from"] for t in chosen] == [t["from"] for t in rejected] == ["human", "gpt"]
+        assert chosen[1]["value"] != rejected[1]["value"]
+        assert chosen[0]["value"] == rejected[0]["value"] and "<image>" in chosen[0]["value"]
+        assert Path(pair["image"]).is_absolute() and Path(pair["image"]).is_file()
+        assert pair["chosen_score"] >= pair["rejected_score"]
+    assert stats["pairs"] == len(pairs)
+    assert stats["pairs"] + sum(v for k, v in stats.items() if k.startswith("dropped_")) == stats["prompts"] == 8
+    for key in ("gap_mean", "gap_p10", "gap_p50", "gap_p90", "chosen_len_mean", "rejected_len_mean",
+                "chosen_clip_mean", "rejected_clip_mean"):
+        assert isinstance(stats[key], float), key
+    assert read(out / "pairs_sample.jsonl") == pairs[:20]
+
+
+def tree(record_id: str, image: str, paths: list[tuple[list[str], list[float]]], final=True) -> dict:
+    """A scored tree (rank calibration) whose root has one chain of nodes per path."""
+    nodes = [{"index": 0, "parent": -1, "depth": 0, "text": "", "final": False, "dropped": None, "clip": None,
+              "calibrated": None}]
+    for sentences, values in paths:
+        parent = 0
+        for depth, (text, value) in enumerate(zip(sentences, values), 1):
+            nodes.append({"index": len(nodes), "parent": parent, "depth": depth, "text": text,
+                          "final": final and depth == len(sentences), "dropped": None, "clip": 10.0 - value,
+                          "calibrated": value})
+            parent = nodes[-1]["index"]
+    return {"id": record_id, "image": image, "input": "<image>\nDescribe the image.", "calibration": "rank",
+            "nodes": nodes}
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png", "c.png", "d.png", "e.png"):
+        (images / name).write_bytes(b"not read by curate")
+    records = [
+        tree("good", "a.png", [(["there is a cup ."], [0.2]), (["there is a fork ."], [1.0])]),
+        tree("order", "b.png", [(["there is a cup .", "there is a plate ."], [0.2, 0.2]),
+                                (["there is a plate .", "there is a cup ."], [0.6, 0.6])]),
+        tree("repeat", "c.png", [(["there is a cup .", "there is a cup ."], [0.2, 0.2]),
+                                 (["there is a car ."], [0.9])]),
+        tree("close", "d.png", [(["there is a bus ."], [0.5]), (["there is a car ."], [0.52])]),
+        tree("open", "e.png", [(["there is a dog ."], [0.5])], final=False),
+    ]
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps(r) + "\n" for r in records))
+    scenes = tmp_path / "scenes.jsonl"
+    scenes.write_text("".join(json.dumps({"image": image, "objects": [{"name": n} for n in names]}) + "\n"
+                              for image, names in (("a.png", ["cup", "plate"]), ("b.png", ["cup", "plate"]),
+                                                   ("c.png", ["cup"]), ("d.png", ["car"]))))
+    return tmp_path, scored, images, scenes
+
+
+def _curate(tmp_path, scored, images, name, params, ground_truth=None):
+    spec = {"out_dir": str(tmp_path / name), "scored": [str(scored)], "images_dir": str(images), "params": params}
+    if ground_truth:
+        spec["ground_truth"] = str(ground_truth)
+    curate.run(spec)
+    return read(tmp_path / name / "pairs.jsonl"), json.loads((tmp_path / name / "stats.json").read_text())
+
+
+def test_curate_chooses_the_best_path_and_keeps_noise_by_default(synthetic):
+    tmp_path, scored, images, scenes = synthetic
+    pairs, stats = _curate(tmp_path, scored, images, "plain", {}, ground_truth=scenes)
+    by_id = {p["id"]: p for p in pairs}
+    assert set(by_id) == {"good", "order", "repeat", "close"}
+    assert by_id["good"]["conversations"][1]["value"] == "there is a cup ."
+    assert by_id["good"]["rejected_conversations"][1]["value"] == "there is a fork ."
+    assert by_id["good"]["gap"] == pytest.approx(1.0 / 2 - 0.2 / 2)  # reference: divided by len(path) with root
+    assert stats["dropped_no_final_path"] == 1
+    # ground truth: good -> better (rejected hallucinates a fork); order -> equal; repeat -> better; close -> worse
+    assert stats["gt_pairs"] == 4
+    assert (stats["gt_better"], stats["gt_equal"], stats["gt_worse"]) == (0.5, 0.25, 0.25)
+    assert stats["order_only_share"] == 0.25 and stats["chosen_repeats_share"] == 0.25
+
+
+def test_noise_filters_drop_what_they_name(synthetic):
+    tmp_path, scored, images, _ = synthetic
+    pairs, stats = _curate(tmp_path, scored, images, "filtered",
+                           {"min_gap": 0.05, "drop_order_only": True, "drop_repeated_objects": True})
+    assert [p["id"] for p in pairs] == ["good"]
+    assert (stats["dropped_order_only"], stats["dropped_repeated_objects"], stats["dropped_min_gap"]) == (1, 1, 1)
+
+
+def test_curate_rejects_an_unknown_parameter(synthetic):
+    from csr_compute.contract import SpecError
+
+    tmp_path, scored, images, _ = synthetic
+    with pytest.raises(SpecError, match="params.min_gapp"):
+        _curate(tmp_path, scored, images, "bad", {"min_gapp": 0.1})
+    with pytest.raises(SpecError, match="params.path_norm"):
+        _curate(tmp_path, scored, images, "bad", {"path_norm": "tokens"})
