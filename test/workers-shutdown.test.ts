@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { StepHeartbeat } from '../activities';
 import { type CsrEnv, csrEnv } from '../src/env';
 import { GpuLeases } from '../src/gpu/leases';
 import { processRunning } from '../src/gpu/process-groups';
@@ -18,6 +19,7 @@ import {
   eventually,
   forkedMembers,
   forkingPython,
+  pendingActivities,
   repoRoot,
   tempDir,
   testWorkflowsPath,
@@ -155,7 +157,7 @@ test.serial('SIGTERM to a worker process: it stops, and its running step dies wi
   const cpu = await startWorkers({
     kind: 'cpu',
     env,
-    connection: t.context.env.nativeConnection,
+    connectionOptions: { address: t.context.env.address },
     workflowsPath: testWorkflowsPath,
     probe: false,
     log: () => undefined,
@@ -184,7 +186,7 @@ test.serial('a worker killed with SIGKILL leaves its step running; the next star
   const cpu = await startWorkers({
     kind: 'cpu',
     env,
-    connection: t.context.env.nativeConnection,
+    connectionOptions: { address: t.context.env.address },
     workflowsPath: testWorkflowsPath,
     probe: false,
     log: () => undefined,
@@ -209,7 +211,7 @@ test.serial('a worker killed with SIGKILL leaves its step running; the next star
       gpus: ['0'],
       hostId: HOST,
       env,
-      connection: t.context.env.nativeConnection,
+      connectionOptions: { address: t.context.env.address },
       probe: false,
       killGraceMs: 3000,
       log: (line) => lines.push(line),
@@ -224,5 +226,62 @@ test.serial('a worker killed with SIGKILL leaves its step running; the next star
   } finally {
     if (handle) await terminate(handle);
     await cpu.shutdown();
+  }
+});
+
+test.serial('a multi-GPU step on the host queue waits for a single-GPU step on one of its GPUs', async (t) => {
+  const { env } = sandbox();
+  const running = await startWorkers({
+    kind: ['cpu', 'gpu', 'host'],
+    gpus: ['0', '1'],
+    hostId: HOST,
+    env,
+    // gpu-0 takes the shared connection; gpu-1 polls the same queue and must open its own.
+    connection: t.context.env.nativeConnection,
+    connectionOptions: { address: t.context.env.address },
+    workflowsPath: testWorkflowsPath,
+    heartbeatEveryMs: 200,
+    probe: false,
+    log: () => undefined,
+  });
+  const client = t.context.env.client;
+  try {
+    const single = await client.workflow.start('runStep', {
+      args: [
+        { step: 'probe', spec: { out_dir: path.join(env.home, 'single'), sleep_s: 5 }, expectManifest: false },
+        { taskQueue: GPU_QUEUE, maximumAttempts: 1, heartbeatTimeoutMs: 5000 },
+      ],
+      taskQueue: CPU_QUEUE,
+      workflowId: `single-${Date.now()}`,
+    });
+    const observer = leaseTable(env);
+    const singleGpu = await eventually('the single-GPU step to hold a lease', () =>
+      ['0', '1'].find((id) => observer.read(id)?.pid),
+    );
+    const multiOut = path.join(env.home, 'multi');
+    const multi = await client.workflow.start('runStep', {
+      args: [
+        { step: 'probe', spec: { out_dir: multiOut }, expectManifest: false, gpuCount: 2 },
+        { taskQueue: hostQueue(HOST), maximumAttempts: 1, heartbeatTimeoutMs: 5000 },
+      ],
+      taskQueue: CPU_QUEUE,
+      workflowId: `multi-${Date.now()}`,
+    });
+    const waiting = await eventually('the multi-GPU step to wait for its GPUs', async () => {
+      const details = (await pendingActivities(multi))[0]?.details as StepHeartbeat | undefined;
+      return details?.phase === 'waiting-for-gpu' ? details : undefined;
+    });
+    t.deepEqual(waiting.gpus, ['0', '1']);
+    t.truthy(observer.read(singleGpu)?.pid, 'the single-GPU step still holds its GPU meanwhile');
+    t.false(fs.existsSync(path.join(multiOut, 'logs')), 'and the multi-GPU step has not started');
+    observer.close();
+
+    await single.result();
+    const multiResult = await multi.result();
+    t.false(multiResult.skipped);
+    const log = fs.readFileSync(path.join(multiOut, 'logs', 'probe-attempt-1.log'), 'utf8');
+    t.regex(log, /CUDA_VISIBLE_DEVICES="0,1"/);
+  } finally {
+    await running.shutdown();
   }
 });

@@ -1,12 +1,13 @@
 /**
  * `startWorkers`: the workers of one machine in one Node process.
  *
- * Process model: every worker is its own `Worker` instance in this process, sharing one connection.
- * GPU pinning does not need a process per GPU because Node never touches a GPU: each worker's
- * activities are built with its own GPU id, and the pin (CUDA_VISIBLE_DEVICES) is set in the
- * environment of the compute child it launches. One process means one connection, one place that
- * handles SIGINT/SIGTERM (the SDK's runtime shuts every worker down, which cancels running
- * activities, which kill their process groups), and one lease owner pid to reap after a crash.
+ * Process model: every worker is its own `Worker` instance in this process; workers of one task
+ * queue each get a connection of their own (the SDK refuses two workers of one queue on one
+ * connection, and all GPU workers poll `csr-gpu`). GPU pinning does not need a process per GPU because Node never touches a GPU:
+ * each worker's activities are built with its own GPU id, and the pin (CUDA_VISIBLE_DEVICES) is set
+ * in the environment of the compute child it launches. One process means one place that handles
+ * SIGINT/SIGTERM (the SDK's runtime shuts every worker down, which cancels running activities, which
+ * kill their process groups) and one lease owner pid to reap after a crash.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -32,7 +33,7 @@ export interface StartedWorker {
 export interface RunningWorkers {
   workers: StartedWorker[];
   probes: ProbeReport[];
-  /** Resolves once every worker has stopped (and the connection, if opened here, is closed); rejects on a worker error. */
+  /** Resolves once every worker has stopped and the connections opened here are closed; rejects on a worker error. */
   done: Promise<void>;
   /** Stop every worker (running steps are cancelled and their processes killed) and wait for `done`. */
   shutdown(): Promise<void>;
@@ -95,9 +96,19 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
       }
     }
 
-    const connection = options.connection ?? (await NativeConnection.connect({ address: env.temporalAddress }));
+    const connections: NativeConnection[] = [];
+    const sharedQueues = new Set<string>();
+    const connect = async (taskQueue: string) => {
+      if (options.connection && !sharedQueues.has(taskQueue)) {
+        sharedQueues.add(taskQueue);
+        return options.connection;
+      }
+      const connection = await NativeConnection.connect(options.connectionOptions);
+      connections.push(connection);
+      return connection;
+    };
+    const closeConnections = () => Promise.all(connections.map((connection) => connection.close()));
     const common = {
-      connection,
       namespace: options.namespace,
       // Steps get cancelled at once on shutdown; the force time only bounds a kill that hangs.
       shutdownGraceTime: 0,
@@ -118,6 +129,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
         });
         const worker = await Worker.create({
           ...common,
+          connection: await connect(CPU_QUEUE),
           identity,
           taskQueue: CPU_QUEUE,
           workflowsPath: options.workflowsPath,
@@ -140,6 +152,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
         });
         const worker = await Worker.create({
           ...common,
+          connection: await connect(plan.taskQueue),
           identity,
           taskQueue: plan.taskQueue,
           activities,
@@ -154,7 +167,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
         worker.shutdown();
         await running.catch(() => undefined);
       }));
-      if (!options.connection) await connection.close();
+      await closeConnections();
       throw error;
     }
 
@@ -166,7 +179,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     runs.forEach((run) => run.catch(stopAll));
     const done = Promise.allSettled(runs).then(async (results) => {
       closeLeases();
-      if (!options.connection) await connection.close();
+      await closeConnections();
       const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failed) throw failed.reason;
     });

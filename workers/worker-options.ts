@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import { type CsrEnv, csrEnv, repoRoot } from '../src/env';
 
 /** A kind of worker: `cpu` runs workflows and light activities, `gpu` one worker per GPU, `host` multi-GPU steps. */
@@ -25,8 +25,14 @@ export interface StartWorkersOptions {
   hostId?: string;
   /** Paths and server addresses. @default csrEnv() */
   env?: CsrEnv;
-  /** A connection to use (tests); otherwise one is opened to `env.temporalAddress` and closed at the end. */
+  /**
+   * A connection to share (tests); it is not closed here. The SDK refuses two workers of one task
+   * queue on one connection, so a second worker of a queue (several GPU workers all poll `csr-gpu`)
+   * still opens a connection of its own with `connectionOptions`.
+   */
   connection?: NativeConnection;
+  /** How workers connect when `connection` is absent or already serves their queue. @default { address: env.temporalAddress } */
+  connectionOptions?: NativeConnectionOptions;
   /** @default env.namespace */
   namespace?: string;
   /** Workflow code the CPU worker registers. @default require.resolve('<repo>/workflows') */
@@ -66,6 +72,7 @@ export interface CompiledWorkersOptions {
   hostId: string;
   env: CsrEnv;
   connection?: NativeConnection;
+  connectionOptions: NativeConnectionOptions;
   namespace: string;
   workflowsPath?: string;
   lightActivities: Record<string, (...args: never[]) => Promise<unknown>>;
@@ -128,6 +135,7 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
     hostId,
     env,
     connection: options.connection,
+    connectionOptions: options.connectionOptions ?? { address: env.temporalAddress },
     namespace: options.namespace ?? env.namespace,
     workflowsPath,
     lightActivities: options.lightActivities ?? {},

@@ -1,0 +1,43 @@
+import * as os from 'node:os';
+import test from 'ava';
+import { csrEnv } from '../src/env';
+import { CPU_QUEUE, GPU_QUEUE, compileWorkersOptions, hostQueue, planComputeWorkers } from '../workers';
+
+const env = csrEnv({ CSR_HOME: '/tmp/csr-options-test' });
+
+test('one pinned worker per GPU, stand-ins share the cores, the host worker claims every GPU', (t) => {
+  const options = compileWorkersOptions({ kind: ['gpu', 'host'], gpus: ['0', '1'], standIns: 2, hostId: 'h1', env });
+  const plans = planComputeWorkers(options);
+  const threads = String(Math.max(1, Math.floor(os.availableParallelism() / 2)));
+  t.deepEqual(plans, [
+    { name: 'gpu-0', taskQueue: GPU_QUEUE, gpus: ['0'], workerEnv: {} },
+    { name: 'gpu-1', taskQueue: GPU_QUEUE, gpus: ['1'], workerEnv: {} },
+    { name: 'stand-in-0', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads } },
+    { name: 'stand-in-1', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads } },
+    { name: 'host', taskQueue: 'csr-host-h1', gpus: ['0', '1'], workerEnv: {} },
+  ]);
+  t.is(hostQueue('h1'), 'csr-host-h1');
+  t.is(CPU_QUEUE, 'csr-cpu');
+});
+
+test('bad combinations are refused before anything starts, naming the option', (t) => {
+  t.throws(() => compileWorkersOptions({ kind: 'gpu', env }), { message: /kind 'gpu': give gpus/ });
+  t.throws(() => compileWorkersOptions({ kind: 'host', env }), { message: /kind 'host'/ });
+  t.throws(() => compileWorkersOptions({ kind: [], env }), { message: /at least one/ });
+  t.throws(() => compileWorkersOptions({ kind: 'gpu', gpus: ['0', '0'], env }), { message: /names a GPU twice/ });
+  t.throws(() => compileWorkersOptions({ kind: 'gpu', gpus: ['0;rm'], env }), { message: /GPU ids/ });
+  t.throws(() => compileWorkersOptions({ kind: 'gpu', standIns: -1, env }), { message: /standIns/ });
+  t.throws(() => compileWorkersOptions({ kind: 'cpu', hostId: 'a b', env, workflowsPath: __filename }), {
+    message: /hostId/,
+  });
+});
+
+test('defaults are documented values', (t) => {
+  const options = compileWorkersOptions({ kind: 'gpu', standIns: 1, env });
+  t.is(options.heartbeatEveryMs, 10_000);
+  t.is(options.killGraceMs, 10_000);
+  t.is(options.cpuActivitySlots, 2);
+  t.true(options.probe);
+  t.is(options.namespace, 'default');
+  t.deepEqual(options.connectionOptions, { address: env.temporalAddress });
+});
