@@ -61,7 +61,9 @@ function checkInput(input: ComputeStepInput, deps: ComputeStepDeps): CheckedInpu
       throw badSpec(`${input.step}: env.${key}: the worker pins this; route the step to the right queue instead`);
     }
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || typeof value !== 'string') {
-      throw badSpec(`${input.step}: env.${key}: expected a variable name with a string value, got ${JSON.stringify(value)}`);
+      throw badSpec(
+        `${input.step}: env.${key}: expected a variable name with a string value, got ${JSON.stringify(value)}`,
+      );
     }
   }
   const every = input.heartbeatEveryMs ?? deps.heartbeatEveryMs ?? 10_000;

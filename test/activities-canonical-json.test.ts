@@ -21,7 +21,7 @@ const nested = {
   flags: [true, false, null],
   text: 'tab\there "quote" \\ back\nline\u0001 \u007f é 中文 😀 \u2028',
   'z-last': 1,
-  'a-first': { 'Zeta': 1, 'alpha': 2, '\uff01': 'fullwidth', '😀key': 'astral', '': 'empty' },
+  'a-first': { Zeta: 1, alpha: 2, '\uff01': 'fullwidth', '😀key': 'astral', '': 'empty' },
   empty: { obj: {}, arr: [] },
   dropped: undefined,
   not_a_number: Number.NaN,

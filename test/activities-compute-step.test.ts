@@ -32,7 +32,10 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 
 test.before(async (t) => {
-  const [env, bundle] = await Promise.all([createTestEnv('ERROR'), bundleWorkflowCode({ workflowsPath: testWorkflowsPath })]);
+  const [env, bundle] = await Promise.all([
+    createTestEnv('ERROR'),
+    bundleWorkflowCode({ workflowsPath: testWorkflowsPath }),
+  ]);
   t.context = { env, bundle };
 });
 
@@ -82,11 +85,15 @@ test.serial('progress lines become heartbeat details while the probe sleeps', as
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir, { sleep_s: 6 }), label: 'probe heartbeat test', expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 1,
-      heartbeatTimeoutMs: 5000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir, { sleep_s: 6 }), label: 'probe heartbeat test', expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 1,
+        heartbeatTimeoutMs: 5000,
+      },
+    );
     const beat = await eventually('a progress heartbeat', async () => {
       const [pending] = await pendingActivities(handle);
       const details = pending?.details as StepHeartbeat | undefined;
@@ -127,11 +134,15 @@ test.serial('cancelling the workflow kills the whole process group of the step',
   const leases = new GpuLeases({ runDir, hostId: 'testhost', owner: 'gpu-0', log: () => undefined });
   const { worker, taskQueue } = await makeWorker(t, { python, gpus: ['0'], leases });
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir, { sleep_s: 120 }), expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 1,
-      heartbeatTimeoutMs: 5000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir, { sleep_s: 120 }), expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 1,
+        heartbeatTimeoutMs: 5000,
+      },
+    );
     const pid = await eventually('the child pid in a heartbeat', async () => {
       const details = (await pendingActivities(handle))[0]?.details as StepHeartbeat | undefined;
       return details?.pid ?? undefined;
@@ -153,11 +164,15 @@ test.serial('exit 2 fails at once, non-retryable, after exactly one attempt', as
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir, { exit_with: 2 }), expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 5,
-      heartbeatTimeoutMs: 10_000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir, { exit_with: 2 }), expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 5,
+        heartbeatTimeoutMs: 10_000,
+      },
+    );
     const error = await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError });
     const activityFailure = error?.cause as ActivityFailure;
     t.true(activityFailure instanceof ActivityFailure);
@@ -172,11 +187,15 @@ test.serial('a bad spec reported by the step carries its own message', async (t)
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir, { sleep_s: -1 }), expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 5,
-      heartbeatTimeoutMs: 10_000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir, { sleep_s: -1 }), expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 5,
+        heartbeatTimeoutMs: 10_000,
+      },
+    );
     const error = await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError });
     const cause = (error?.cause as ActivityFailure).cause as ApplicationFailure;
     t.is(cause.type, 'ComputeBadSpec');
@@ -188,11 +207,15 @@ test.serial('exit 75 is retried: two attempts with maximumAttempts 2, then Compu
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir, { exit_with: 75 }), expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 2,
-      heartbeatTimeoutMs: 10_000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir, { exit_with: 75 }), expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 2,
+        heartbeatTimeoutMs: 10_000,
+      },
+    );
     const error = await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError });
     const cause = (error?.cause as ActivityFailure).cause as ApplicationFailure;
     t.is(cause.type, 'ComputeRetryable');
@@ -253,7 +276,11 @@ test.serial('a changed spec is not skipped', async (t) => {
   writeManifestWithPython(outDir, spec, {});
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: { ...spec, alpha: 0.8 } }, { taskQueue, maximumAttempts: 1, heartbeatTimeoutMs: 10_000 });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: { ...spec, alpha: 0.8 } },
+      { taskQueue, maximumAttempts: 1, heartbeatTimeoutMs: 10_000 },
+    );
     await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError });
     t.true(fs.existsSync(path.join(outDir, 'logs', 'probe-attempt-1.log')), 'the step was launched');
   });
@@ -264,11 +291,15 @@ test.serial('a successful step leaves no forked process behind', async (t) => {
   const { python, membersFile } = forkingPython(dir);
   const { worker, taskQueue } = await makeWorker(t, { python });
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(path.join(dir, 'out')), expectManifest: false }, {
-      taskQueue,
-      maximumAttempts: 1,
-      heartbeatTimeoutMs: 10_000,
-    });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(path.join(dir, 'out')), expectManifest: false },
+      {
+        taskQueue,
+        maximumAttempts: 1,
+        heartbeatTimeoutMs: 10_000,
+      },
+    );
     await handle.result();
   });
   const [member] = forkedMembers(membersFile);
@@ -280,7 +311,11 @@ test.serial('a step that exits 0 without its manifest fails non-retryable', asyn
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const handle = await start(t, { step: 'probe', spec: probeSpec(outDir) }, { taskQueue, maximumAttempts: 3, heartbeatTimeoutMs: 10_000 });
+    const handle = await start(
+      t,
+      { step: 'probe', spec: probeSpec(outDir) },
+      { taskQueue, maximumAttempts: 3, heartbeatTimeoutMs: 10_000 },
+    );
     const error = await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError });
     const cause = (error?.cause as ActivityFailure).cause as ApplicationFailure;
     t.is(cause.type, 'ComputeNoManifest');
@@ -296,7 +331,14 @@ test.serial('inputs and results stay far below 64 KB for a realistic spec', asyn
     prompts_file: '/data/csr/prompts/iteration-2-sample.jsonl',
     images_dir: '/data/coco/train2014',
     shard: { index: 7, count: 8 },
-    generate: { num_beams: 5, token_beams: 5, beam_groups: 5, diversity_penalty: 3, max_new_tokens: 70, max_length: 1024 },
+    generate: {
+      num_beams: 5,
+      token_beams: 5,
+      beam_groups: 5,
+      diversity_penalty: 3,
+      max_new_tokens: 70,
+      max_length: 1024,
+    },
     prune: { keep_top: 1, keep_bottom: 2, score: 'self' },
     batch_size: 16,
     seed: 1234,
@@ -320,8 +362,18 @@ test.serial('inputs and results stay far below 64 KB for a realistic spec', asyn
   t.true(size(result) < 16 * 1024, `result ${size(result)} bytes`);
   t.true(Object.keys(result.stats).length <= 64);
   const beat: StepHeartbeat = {
-    done: 1e9, total: 1e9, reused: 1e9, rate: 123.456, eta_s: 1e6, unit: 'prompts', step: 'generate',
-    label: input.label as string, attempt: 99, pid: 4_000_000, phase: 'running', gpus: ['0', '1', '2', '3'],
+    done: 1e9,
+    total: 1e9,
+    reused: 1e9,
+    rate: 123.456,
+    eta_s: 1e6,
+    unit: 'prompts',
+    step: 'generate',
+    label: input.label as string,
+    attempt: 99,
+    pid: 4_000_000,
+    phase: 'running',
+    gpus: ['0', '1', '2', '3'],
   };
   t.true(size(beat) < 1024, `heartbeat ${size(beat)} bytes`);
 });

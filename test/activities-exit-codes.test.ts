@@ -14,12 +14,22 @@ test('exit 0 is success', (t) => {
 });
 
 test('bad spec and missing input are non-retryable and carry the step message', (t) => {
-  const bad = failureForExit({ step: 'dpo', code: EXIT_CODES.bad_spec, signal: null, errorMessage: 'beta: expected > 0, got -1' });
+  const bad = failureForExit({
+    step: 'dpo',
+    code: EXIT_CODES.bad_spec,
+    signal: null,
+    errorMessage: 'beta: expected > 0, got -1',
+  });
   t.true(bad instanceof ApplicationFailure);
   t.true(bad?.nonRetryable);
   t.is(bad?.type, ComputeFailureType.badSpec);
   t.is(bad?.message, 'dpo: beta: expected > 0, got -1');
-  const missing = failureForExit({ step: 'reward', code: EXIT_CODES.missing_input, signal: null, errorMessage: 'no clip' });
+  const missing = failureForExit({
+    step: 'reward',
+    code: EXIT_CODES.missing_input,
+    signal: null,
+    errorMessage: 'no clip',
+  });
   t.true(missing?.nonRetryable);
   t.is(missing?.type, ComputeFailureType.missingInput);
 });
@@ -30,7 +40,12 @@ test('75, other codes and signals are retryable and carry the stderr tail', (t) 
     { code: 1, signal: null },
     { code: null, signal: 'SIGKILL' as NodeJS.Signals },
   ]) {
-    const failure = failureForExit({ step: 'generate', ...exit, errorMessage: 'CUDA out of memory', stderrTail: 'Traceback: boom\n' });
+    const failure = failureForExit({
+      step: 'generate',
+      ...exit,
+      errorMessage: 'CUDA out of memory',
+      stderrTail: 'Traceback: boom\n',
+    });
     t.false(failure?.nonRetryable, JSON.stringify(exit));
     t.is(failure?.type, ComputeFailureType.retryable);
     t.regex(failure?.message ?? '', /CUDA out of memory/);

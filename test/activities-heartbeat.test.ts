@@ -33,7 +33,10 @@ test('the heartbeat timer beats while the child prints nothing (importing torch)
   // Before the first progress event (done still null) the child only imports torch: only the timer beats then.
   const silent = beats.filter((beat) => beat.phase === 'running' && beat.done === null && beat.pid !== null);
   t.true(silent.length >= 3, `${silent.length} timer heartbeats before any progress`);
-  t.true(beats.some((beat) => beat.done === beat.total && beat.total !== null), 'the last progress was reported');
+  t.true(
+    beats.some((beat) => beat.done === beat.total && beat.total !== null),
+    'the last progress was reported',
+  );
   t.true(beats.every((beat) => beat.attempt === 3 && beat.step === 'probe'));
 });
 
@@ -73,7 +76,8 @@ test('a cancelled step that ignores SIGTERM is killed after the grace period', a
   });
   const leader = await eventually('the child pid', () => pid ?? undefined);
   // Cancel only once the child really ignores SIGTERM (bit 15 of SigIgn), however slow Python starts.
-  const sigIgn = () => BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${leader}/status`, 'utf8'))?.[1]}`);
+  const sigIgn = () =>
+    BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${leader}/status`, 'utf8'))?.[1]}`);
   await eventually('SIGTERM ignored', () => ((sigIgn() >> 14n) & 1n ? true : undefined));
   const cancelledAt = Date.now();
   env.cancel('CANCELLED');

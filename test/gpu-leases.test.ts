@@ -45,7 +45,10 @@ test('acquire takes all GPUs or none', (t) => {
   t.is(a.read('1')?.owner, 'a');
   a.release(['1']);
   t.true(b.tryAcquire(['0', '1', '2']));
-  t.deepEqual(['0', '1', '2'].map((id) => b.read(id)?.owner), ['b', 'b', 'b']);
+  t.deepEqual(
+    ['0', '1', '2'].map((id) => b.read(id)?.owner),
+    ['b', 'b', 'b'],
+  );
   b.close();
   a.close();
   t.deepEqual(fs.readdirSync(runDir), []);
@@ -120,13 +123,19 @@ const now = () => performance.timeOrigin + performance.now();
   ].map(
     ([name, ids]) =>
       new Promise<number>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', script, runDir, name as string, ids as string, logFile], {
-          cwd: repoRoot,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', script, runDir, name as string, ids as string, logFile],
+          {
+            cwd: repoRoot,
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
         let out = '';
         child.stdout.on('data', (chunk) => (out += chunk));
-        child.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`${name} exited ${code}`))));
+        child.on('exit', (code) =>
+          code === 0 ? resolve(Number(out.trim())) : reject(new Error(`${name} exited ${code}`)),
+        );
       }),
   );
   const rounds = await Promise.all(contenders);
@@ -162,8 +171,13 @@ test('a stale lease whose process group lives gets the whole group killed, then 
   const runDir = tempDir();
   const leases = leasesIn(runDir, 'new-worker');
   // A leader that forked a member, as a step with data-loader processes would.
-  const leader = spawn('sh', ['-c', 'sleep 300 & echo $!; wait'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
-  const member = await new Promise<number>((resolve) => leader.stdout.once('data', (chunk) => resolve(Number(String(chunk).trim()))));
+  const leader = spawn('sh', ['-c', 'sleep 300 & echo $!; wait'], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const member = await new Promise<number>((resolve) =>
+    leader.stdout.once('data', (chunk) => resolve(Number(String(chunk).trim()))),
+  );
   const pid = leader.pid as number;
   t.true(groupRunning(pid) && processRunning(member));
   writeLease(leases.leaseFile('0'), { pid });
@@ -190,7 +204,7 @@ test('a lease of a live worker is left alone, and acquire reaps a stale one in i
   leases.close();
 });
 
-test('a lease naming this process that this process does not hold is stale (a restarted container reuses pids)', async (t) => {
+test('a lease naming this process but not held by it is stale (a restarted container reuses pids)', async (t) => {
   const runDir = tempDir();
   const leases = leasesIn(runDir, 'new-worker');
   writeLease(leases.leaseFile('5'), { ownerPid: process.pid, token: 'from-a-previous-life' });

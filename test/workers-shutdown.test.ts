@@ -48,7 +48,8 @@ function sandbox(): { home: string; venv: string; membersFile: string; env: CsrE
   return { home, venv, membersFile, env };
 }
 
-const leaseTable = (env: CsrEnv) => new GpuLeases({ runDir: env.runDir, hostId: HOST, owner: 'test-observer', log: () => undefined });
+const leaseTable = (env: CsrEnv) =>
+  new GpuLeases({ runDir: env.runDir, hostId: HOST, owner: 'test-observer', log: () => undefined });
 
 /** Start a long probe on the GPU queue; resolve with the pid its GPU lease records. */
 async function startLongStep(
@@ -92,15 +93,17 @@ test.serial('in-process workers: probe, pinning, host queue, and shutdown kills 
   });
   let handle: WorkflowHandle | undefined;
   try {
-    t.deepEqual(running.workers.map((w) => `${w.name} ${w.taskQueue}`), [
-      `cpu ${CPU_QUEUE}`,
-      `gpu-0 ${GPU_QUEUE}`,
-      `host ${hostQueue(HOST)}`,
-    ]);
+    t.deepEqual(
+      running.workers.map((w) => `${w.name} ${w.taskQueue}`),
+      [`cpu ${CPU_QUEUE}`, `gpu-0 ${GPU_QUEUE}`, `host ${hostQueue(HOST)}`],
+    );
     const gpuProbe = running.probes.find((probe) => probe.worker === 'gpu-0');
     t.is(gpuProbe?.cudaVisibleDevices, '0', 'the GPU worker pins its GPU for its children');
     t.regex(gpuProbe?.torch ?? '', /^\d+\.\d+/);
-    t.true(lines.some((line) => /^gpu-0: GPU 0, torch \d/.test(line)), lines.join('\n'));
+    t.true(
+      lines.some((line) => /^gpu-0: GPU 0, torch \d/.test(line)),
+      lines.join('\n'),
+    );
 
     const queue = await t.context.env.client.workflow.execute('askHostQueue', {
       args: [GPU_QUEUE],
@@ -133,8 +136,22 @@ async function spawnWorkerProcess(
 ): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(repoRoot, 'workers', 'main.ts'), '--kind', 'gpu', '--gpus', '0', '--host-id', HOST,
-      '--no-probe', '--heartbeat-ms', '300', '--kill-grace-ms', '3000'],
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'workers', 'main.ts'),
+      '--kind',
+      'gpu',
+      '--gpus',
+      '0',
+      '--host-id',
+      HOST,
+      '--no-probe',
+      '--heartbeat-ms',
+      '300',
+      '--kill-grace-ms',
+      '3000',
+    ],
     {
       cwd: repoRoot,
       env: { ...process.env, CSR_HOME: home, CSR_VENV: venv, TEMPORAL_ADDRESS: t.context.env.address },
@@ -181,53 +198,59 @@ test.serial('SIGTERM to a worker process: it stops, and its running step dies wi
   }
 });
 
-test.serial('a worker killed with SIGKILL leaves its step running; the next start kills it and reaps the lease', async (t) => {
-  const { home, venv, env, membersFile } = sandbox();
-  const cpu = await startWorkers({
-    kind: 'cpu',
-    env,
-    connectionOptions: { address: t.context.env.address },
-    workflowsPath: testWorkflowsPath,
-    probe: false,
-    log: () => undefined,
-  });
-  const { child, exited } = await spawnWorkerProcess(t, home, venv);
-  let handle: WorkflowHandle | undefined;
-  try {
-    // One attempt only, so nothing retries the step onto the restarted worker and muddles the lease.
-    const step = await startLongStep(t, env, path.join(home, 'step'), 1);
-    handle = step.handle;
-    const member = await eventually('the forked member of the step', () => forkedMembers(membersFile).at(-1));
-    child.kill('SIGKILL');
-    await exited;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    t.true(processRunning(member), 'a SIGKILLed worker cannot clean up: its step group survives');
-    const stale = leaseTable(env).read('0');
-    t.is(stale?.pid, step.pid);
-
-    const lines: string[] = [];
-    const restarted = await startWorkers({
-      kind: 'gpu',
-      gpus: ['0'],
-      hostId: HOST,
+test.serial(
+  'a worker killed with SIGKILL leaves its step running; the next start kills it and reaps the lease',
+  async (t) => {
+    const { home, venv, env, membersFile } = sandbox();
+    const cpu = await startWorkers({
+      kind: 'cpu',
       env,
       connectionOptions: { address: t.context.env.address },
+      workflowsPath: testWorkflowsPath,
       probe: false,
-      killGraceMs: 3000,
-      log: (line) => lines.push(line),
+      log: () => undefined,
     });
+    const { child, exited } = await spawnWorkerProcess(t, home, venv);
+    let handle: WorkflowHandle | undefined;
     try {
-      t.false(processRunning(member), 'the restart killed the group the dead worker left');
-      t.not(leaseTable(env).read('0')?.token, stale?.token, 'the stale lease is gone');
-      t.true(lines.some((line) => line.includes('killed the process group')), lines.join('\n'));
+      // One attempt only, so nothing retries the step onto the restarted worker and muddles the lease.
+      const step = await startLongStep(t, env, path.join(home, 'step'), 1);
+      handle = step.handle;
+      const member = await eventually('the forked member of the step', () => forkedMembers(membersFile).at(-1));
+      child.kill('SIGKILL');
+      await exited;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      t.true(processRunning(member), 'a SIGKILLed worker cannot clean up: its step group survives');
+      const stale = leaseTable(env).read('0');
+      t.is(stale?.pid, step.pid);
+
+      const lines: string[] = [];
+      const restarted = await startWorkers({
+        kind: 'gpu',
+        gpus: ['0'],
+        hostId: HOST,
+        env,
+        connectionOptions: { address: t.context.env.address },
+        probe: false,
+        killGraceMs: 3000,
+        log: (line) => lines.push(line),
+      });
+      try {
+        t.false(processRunning(member), 'the restart killed the group the dead worker left');
+        t.not(leaseTable(env).read('0')?.token, stale?.token, 'the stale lease is gone');
+        t.true(
+          lines.some((line) => line.includes(`killed process group ${step.pid}`)),
+          lines.join('\n'),
+        );
+      } finally {
+        await restarted.shutdown();
+      }
     } finally {
-      await restarted.shutdown();
+      if (handle) await terminate(handle);
+      await cpu.shutdown();
     }
-  } finally {
-    if (handle) await terminate(handle);
-    await cpu.shutdown();
-  }
-});
+  },
+);
 
 test.serial('a multi-GPU step on the host queue waits for a single-GPU step on one of its GPUs', async (t) => {
   const { env } = sandbox();

@@ -3,9 +3,9 @@
  *
  * Process model: every worker is its own `Worker` instance in this process; workers of one task
  * queue each get a connection of their own (the SDK refuses two workers of one queue on one
- * connection, and all GPU workers poll `csr-gpu`). GPU pinning does not need a process per GPU because Node never touches a GPU:
- * each worker's activities are built with its own GPU id, and the pin (CUDA_VISIBLE_DEVICES) is set
- * in the environment of the compute child it launches. One process means one place that handles
+ * connection, and all GPU workers poll `csr-gpu`). GPU pinning needs no process per GPU because
+ * Node never touches a GPU: each worker's activities are built with its own GPU id, and the pin
+ * (CUDA_VISIBLE_DEVICES) is set in the environment of the compute child it launches. One process means one place that handles
  * SIGINT/SIGTERM (the SDK's runtime shuts every worker down, which cancels running activities, which
  * kill their process groups) and one lease owner pid to reap after a crash.
  */
@@ -69,7 +69,13 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
   const plans = planComputeWorkers(options);
   const leaseTables: GpuLeases[] = [];
   const newLeases = (owner: string) => {
-    const leases = new GpuLeases({ runDir: env.runDir, hostId: options.hostId, owner, killGraceMs: options.killGraceMs, log });
+    const leases = new GpuLeases({
+      runDir: env.runDir,
+      hostId: options.hostId,
+      owner,
+      killGraceMs: options.killGraceMs,
+      log,
+    });
     leaseTables.push(leases);
     return leases;
   };
@@ -79,11 +85,13 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     // Before taking any task: a previous worker that died may have left a step running on our GPUs.
     if (options.gpus.length > 0) {
       for (const reaped of await newLeases(identityOf(options, 'reaper')).reapStale(options.gpus)) {
-        if (reaped.outcome === 'killed' || reaped.outcome === 'removed') {
-          log(`GPU ${reaped.gpu}: ${reaped.outcome === 'killed' ? 'killed the process group of and removed' : 'removed'} ` +
-            `a stale lease of ${reaped.record?.owner} (pid ${reaped.record?.pid})`);
+        const { owner, pid } = reaped.record ?? {};
+        if (reaped.outcome === 'killed') {
+          log(`GPU ${reaped.gpu}: killed process group ${pid} left running by dead worker ${owner}; lease removed`);
+        } else if (reaped.outcome === 'removed') {
+          log(`GPU ${reaped.gpu}: removed a stale lease of dead worker ${owner}`);
         } else if (reaped.outcome === 'held') {
-          log(`GPU ${reaped.gpu}: leased by live worker ${reaped.record?.owner}; its steps will wait for it`);
+          log(`GPU ${reaped.gpu}: leased by live worker ${owner}; steps here wait until it lets go`);
         }
       }
     }
@@ -91,8 +99,10 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     for (const report of probes) {
       log(describeProbe(report));
       if (report.gpus.length > 0 && !report.cudaAvailable) {
-        log(`warning: ${report.worker}: torch sees no CUDA device with CUDA_VISIBLE_DEVICES=${report.gpus.join(',')}; ` +
-          'its steps will run on the CPU (install a CUDA build of torch, or use standIns on a machine without GPUs)');
+        log(
+          `warning: ${report.worker}: torch sees no CUDA device with CUDA_VISIBLE_DEVICES=${report.gpus.join(',')}; ` +
+            'its steps will run on the CPU (install a CUDA build of torch, or use standIns on a machine without GPUs)',
+        );
       }
     }
 
@@ -162,11 +172,13 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
         started.push({ name: plan.name, taskQueue: plan.taskQueue, identity, worker });
       }
     } catch (error) {
-      await Promise.all(started.map(async ({ worker }) => {
-        const running = worker.run();
-        worker.shutdown();
-        await running.catch(() => undefined);
-      }));
+      await Promise.all(
+        started.map(async ({ worker }) => {
+          const running = worker.run();
+          worker.shutdown();
+          await running.catch(() => undefined);
+        }),
+      );
       await closeConnections();
       throw error;
     }
@@ -208,7 +220,12 @@ async function runProbes(options: CompiledWorkersOptions, plans: ComputeWorkerPl
         env: options.env,
         worker: plan.name,
         gpus: plan.gpus,
-        childEnv: { ...process.env, ...plan.workerEnv, CUDA_VISIBLE_DEVICES: plan.gpus.join(','), PYTHONUNBUFFERED: '1' },
+        childEnv: {
+          ...process.env,
+          ...plan.workerEnv,
+          CUDA_VISIBLE_DEVICES: plan.gpus.join(','),
+          PYTHONUNBUFFERED: '1',
+        },
       }),
     ),
   );

@@ -31,7 +31,10 @@ export interface StartWorkersOptions {
    * still opens a connection of its own with `connectionOptions`.
    */
   connection?: NativeConnection;
-  /** How workers connect when `connection` is absent or already serves their queue. @default { address: env.temporalAddress } */
+  /**
+   * How workers connect when `connection` is absent or already serves their queue.
+   * @default { address: env.temporalAddress }
+   */
   connectionOptions?: NativeConnectionOptions;
   /** @default env.namespace */
   namespace?: string;
@@ -91,7 +94,8 @@ export function defaultHostId(): string {
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min) throw new TypeError(`${name}: expected an integer >= ${min}, got ${value}`);
+  if (!Number.isInteger(value) || value < min)
+    throw new TypeError(`${name}: expected an integer >= ${min}, got ${value}`);
   return value;
 }
 
@@ -106,7 +110,8 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
   }
   const gpus = [...(options.gpus ?? [])];
   for (const id of gpus) {
-    if (!/^[0-9A-Za-z_-]+$/.test(id)) throw new TypeError(`gpus: expected GPU ids like 0 or 1, got ${JSON.stringify(id)}`);
+    if (!/^[0-9A-Za-z_-]+$/.test(id))
+      throw new TypeError(`gpus: expected GPU ids like 0 or 1, got ${JSON.stringify(id)}`);
   }
   if (new Set(gpus).size !== gpus.length) throw new TypeError(`gpus: ${gpus.join(',')} names a GPU twice`);
   const standIns = positiveInt('standIns', options.standIns, 0, 0);
@@ -117,7 +122,8 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
     throw new TypeError("kind 'host': give the host's gpus, or standIns to run multi-GPU steps on the CPU");
   }
   const hostId = options.hostId ?? defaultHostId();
-  if (!/^[A-Za-z0-9._-]+$/.test(hostId)) throw new TypeError(`hostId: expected letters, digits, '.', '_' or '-', got ${hostId}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(hostId))
+    throw new TypeError(`hostId: expected letters, digits, '.', '_' or '-', got ${hostId}`);
   const env = options.env ?? csrEnv();
   let workflowsPath = options.workflowsPath;
   if (kinds.has('cpu') && workflowsPath === undefined) {
@@ -140,7 +146,11 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
     workflowsPath,
     lightActivities: options.lightActivities ?? {},
     cpuActivitySlots: positiveInt('cpuActivitySlots', options.cpuActivitySlots, 2),
-    torchThreads: positiveInt('torchThreads', options.torchThreads, Math.max(1, Math.floor(cores / Math.max(standIns, 1)))),
+    torchThreads: positiveInt(
+      'torchThreads',
+      options.torchThreads,
+      Math.max(1, Math.floor(cores / Math.max(standIns, 1))),
+    ),
     heartbeatEveryMs: positiveInt('heartbeatEveryMs', options.heartbeatEveryMs, 10_000, 100),
     killGraceMs: positiveInt('killGraceMs', options.killGraceMs, 10_000, 0),
     probe: options.probe ?? true,

@@ -118,7 +118,8 @@ export class GpuLeases {
 
   /** Path of the lease file of GPU `id`. */
   leaseFile(id: string): string {
-    if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new TypeError(`GPU id: expected letters or digits, got ${JSON.stringify(id)}`);
+    if (!/^[A-Za-z0-9_-]+$/.test(id))
+      throw new TypeError(`GPU id: expected letters or digits, got ${JSON.stringify(id)}`);
     return path.join(this.runDir, `gpu-${this.hostId}-${id}.lease`);
   }
 
