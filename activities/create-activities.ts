@@ -15,8 +15,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     runComputeStep: createRunComputeStep(deps),
     /**
-     * The task queue of the host this activity ran on: a workflow asks a GPU worker, then sends a
-     * multi-GPU step (DPO) to that host's queue, where all the leases it needs are on one machine.
+     * The task queue of the host this activity ran on: a workflow asks on `csr-gpu` (so a GPU host
+     * answers, not the CPU worker's machine), then sends a multi-GPU step (DPO) with `gpuCount` to
+     * that host's queue, where all the leases it needs are on one machine.
      */
     async hostTaskQueue(): Promise<string> {
       return deps.hostQueue;

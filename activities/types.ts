@@ -16,7 +16,8 @@ export interface ComputeStepInput {
   /** Interval of the heartbeat timer. @default the worker's, 10000 ms */
   heartbeatEveryMs?: number;
   /**
-   * GPUs the step needs, all on this host. Only a host worker (`hostQueue(host)`) serves more than one.
+   * GPUs the step needs, all on one host. Only a host worker (`hostQueue(host)`) serves more than one;
+   * it takes the first `gpuCount` of its GPUs. CPU workers and stand-ins ignore it (they have no GPU).
    * @default all GPUs of the worker (1 on a GPU worker)
    */
   gpuCount?: number;
