@@ -43,7 +43,7 @@ export interface StepResult {
 }
 
 /** What a compute step is doing, as shown in its heartbeat. */
-export type StepPhase = 'checking' | 'waiting-for-gpu' | 'running' | 'stopping';
+export type StepPhase = 'checking' | 'waiting-for-gpu' | 'running';
 
 /** Heartbeat details of `runComputeStep` (readable in `describe()` and the web UI). */
 export interface StepHeartbeat {
