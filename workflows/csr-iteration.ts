@@ -49,7 +49,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   };
 
   /** Launch planned steps in parallel on one queue and record their summaries. */
-  const launch = async (planned: PlannedStep[], acts: Activities, env?: Record<string, string>) => {
+  const launch = async (planned: PlannedStep[], acts: Activities, env?: Record<string, string>, gpuCount?: number) => {
     const entries = planned.map((p) => {
       const summary: StepSummary = { step: p.step, label: p.label, state: 'running', startedAt: new Date().toISOString() };
       steps.push(summary);
@@ -64,6 +64,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
             label: p.label,
             env,
             heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
+            ...(gpuCount ? { gpuCount } : {}),
           });
           Object.assign(summary, {
             state: result.skipped ? 'skipped' : 'done',
@@ -118,7 +119,10 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
 
     await gate('dpo');
     const trained = dpoStep(config, paths, iteration, input.model, curated);
-    const [training] = await launch([trained], gpu, mlflowEnv);
+    // A multi-GPU DPO runs on one host's queue, whose worker claims all the GPUs it needs at once.
+    const dpoGpus = config.workers.dpo_gpus;
+    const dpoActs = dpoGpus > 1 ? proxyActivities<Activities>(computeActivityOptions(config, await gpu.hostTaskQueue())) : gpu;
+    const [training] = await launch([trained], dpoActs, mlflowEnv, dpoGpus > 1 ? dpoGpus : undefined);
     Object.assign(stats, prefixed('dpo', training?.stats ?? {}));
 
     await gate('merge');
