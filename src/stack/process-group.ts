@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { groupRunning, killGroup, processRunning } from '../gpu/process-groups';
 
 /** What is needed to start a detached, logged, pid-filed process. */
 export interface DetachedProcessOptions {
@@ -20,15 +21,8 @@ export interface DetachedProcessOptions {
   cwd?: string;
 }
 
-/** True while a process with this pid exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** True while a process with this pid runs (a zombie does not count). */
+export const isAlive = processRunning;
 
 /** The pid recorded in a pid file if that process still lives, else undefined (stale files are removed). */
 export function livePid(pidFile: string): number | undefined {
@@ -61,40 +55,14 @@ export function startDetached(options: DetachedProcessOptions): number {
   return child.pid;
 }
 
-/** Signal a whole process group (the leader's pid is the group id); quiet if it is gone. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** True while any process of the group still exists. */
-export function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * Stop a process group: SIGTERM, then SIGKILL after `graceMs`, and wait until no member is left,
- * so that whoever comes next (a retry, a restarted server on the same port) never meets a survivor.
+ * True while a member of the group still runs (zombies excluded: an orphaned member stays a zombie
+ * until PID 1 reaps it, which never happens where the worker itself is PID 1, as in a container).
  */
-export async function stopGroup(pid: number, graceMs = 10_000): Promise<void> {
-  signalGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (groupAlive(pid)) {
-    signalGroup(pid, 'SIGKILL');
-    while (groupAlive(pid)) await sleep(50);
-  }
-}
+export const groupAlive = groupRunning;
+
+/** Stop a process group: SIGTERM, SIGKILL after `graceMs`, and wait until no member runs. */
+export const stopGroup = killGroup;
 
 /** Stop the process of a pid file (if it lives) and remove the file. Returns true if one was stopped. */
 export async function stopPidFile(pidFile: string, graceMs?: number): Promise<boolean> {
