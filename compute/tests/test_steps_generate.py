@@ -17,7 +17,6 @@ from csr_compute.__main__ import main
 from csr_compute.contract import EXIT_CODES
 from csr_compute.models import load_lvlm
 from csr_compute.search.group_beam import SearchSettings, expand_nodes, prefill_prompt
-from csr_compute.steps.generate import GenerateParams, TreeGrower
 
 
 def trees_of(pipeline) -> list[dict]:

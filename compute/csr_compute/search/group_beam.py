@@ -32,7 +32,7 @@ step serves all beams of all nodes; finished nodes leave the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -145,13 +145,15 @@ def _batch_cache(prompts: list[PromptCache], pad_to: int) -> tuple[Any, torch.Te
 
 
 def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[int]], budgets: list[int],
-                 settings: SearchSettings) -> tuple[list[list[Candidate]], int]:
+                 settings: SearchSettings, on_step: Callable[[], None] | None = None,
+                 ) -> tuple[list[list[Candidate]], int]:
     """Candidate next sentences for several nodes in one batched diverse beam search.
 
     ``prompts[m]`` is node m's prompt cache, ``responses[m]`` the response tokens it already has, and
     ``budgets[m]`` how many tokens it may still generate (the smaller of ``max_new_tokens`` and what
     the total length limit leaves). Returns per node ``num_beams`` candidates, group by group, best
     first within a group, and the number of token positions the model computed (for throughput).
+    ``on_step`` is called after every token step (a big model's search can take minutes: heartbeats).
     """
     m_count = len(prompts)
     n, g, groups = settings.num_beams, settings.group_size, settings.num_groups
@@ -242,6 +244,8 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
                 tokens_t = torch.tensor([t for _, t in picked], device=device)
                 chosen_so_far.index_put_((rows_t, tokens_t), torch.ones(len(picked), device=device), accumulate=True)
         step += 1
+        if on_step is not None:
+            on_step()
 
         # Reorder beams, then close nodes whose groups are all done or whose token budget is spent.
         rows = torch.tensor([row * n + b for row, beams in enumerate(source) for b in beams], device=device)

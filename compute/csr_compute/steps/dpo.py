@@ -172,7 +172,7 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig
 
-    from ..models import load_lvlm, resolve_device, set_threads_from_env
+    from ..models import load_lvlm, set_threads_from_env
     from ..training.callbacks import MetricsFileCallback, MlflowCallback, ProgressCallback, truncate_metrics
     from ..training.data import to_dataset, to_trl_records
     from .common import guard_resume

@@ -11,7 +11,6 @@ together, ``batch_size`` nodes (x ``num_token_beams`` beams) per forward pass.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_
 from ..search.calibration import CALIBRATIONS, calibrate_siblings, path_value
 from ..search.group_beam import PromptCache, SearchSettings, expand_nodes, prefill_prompt
 from ..search.tree import SentenceTree
-from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_str, completed_manifest,
-                     from_dict, guard_resume, heartbeat, require_file, resolve_image, seed_everything)
+from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, completed_manifest, from_dict,
+                     guard_resume, heartbeat, require_file, resolve_image, seed_everything)
 
 STEP = "generate"
 PRUNE_BY = ("self_reward", "calibrated")
@@ -131,9 +130,10 @@ class TreeGrower:
     """Grows the trees of a pool of prompts, depth by depth, with batched node expansion."""
 
     def __init__(self, lvlm: Any, params: GenerateParams, images_dir: str, clip: Any = None,
-                 reward: CalibratedPruning | None = None):
+                 reward: CalibratedPruning | None = None, progress: Progress | None = None):
         self.lvlm, self.params, self.images_dir = lvlm, params, images_dir
-        self.clip, self.reward = clip, reward
+        self.clip, self.reward, self.progress = clip, reward, progress
+        self._last_beat = time.monotonic()
         tokenizer = lvlm.tokenizer
         sentence_end_id = tokenizer.convert_tokens_to_ids(params.sentence_end)
         if sentence_end_id is None or sentence_end_id == tokenizer.unk_token_id:
@@ -174,7 +174,7 @@ class TreeGrower:
             chunk = work[start:start + self.params.batch_size]
             candidates, computed = expand_nodes(
                 self.lvlm.model, [c for _, c, _, _, _ in chunk], [r for _, _, _, r, _ in chunk],
-                [b for _, _, _, _, b in chunk], self.settings)
+                [b for _, _, _, _, b in chunk], self.settings, on_step=self._heartbeat)
             self.positions_computed += computed
             for (tree, _, node, _, _), node_candidates in zip(chunk, candidates):
                 tree.attach(node, node_candidates, decode, self.settings.eos_id)
@@ -182,6 +182,13 @@ class TreeGrower:
         for tree, _, _, image in pool:
             tree.close_depth(self._prune_key(tree, image), self.params.num_beams, self.params.keep_top,
                              self.params.keep_bottom)
+
+    def _heartbeat(self) -> None:
+        """A progress event at most every 2 s while trees grow: one prompt can take minutes on a big model."""
+        if self.progress is None or time.monotonic() - self._last_beat < 2.0:
+            return
+        self._last_beat = time.monotonic()
+        beat(self.progress, "search", tokens=self.tokens_generated)
 
     def _prune_key(self, tree: SentenceTree, image: Any):
         if self.params.prune_by == "self_reward":
@@ -238,7 +245,7 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
 
                     loaded = load_clip(spec.clip, lvlm.device)
                     clip = ClipScorer(loaded.model, loaded.processor, loaded.device, spec.reward.batch_size)
-            grower = TreeGrower(lvlm, spec.params, spec.images_dir, clip, spec.reward)
+            grower = TreeGrower(lvlm, spec.params, spec.images_dir, clip, spec.reward, progress)
             queue = list(todo)
             pool: list = []
             while queue or pool:
@@ -266,5 +273,3 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     return write_manifest(spec.out_dir, step=STEP, spec=raw_spec, files=["trees.jsonl"], items_total=len(prompts),
                           items_reused=reused, items_computed=len(todo), stats=stats)
 
-
-FIELDS = [f.name for f in dataclasses.fields(GenerateSpec)]
