@@ -73,9 +73,6 @@ class Tokenised:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def lengths(self) -> np.ndarray:
-        return np.array([len(prompt) + len(response) for prompt, response in zip(self.prompts, self.responses)])
-
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         """Right-padded ids, attention mask, and labels that score only the response (prompt and padding = -100)."""
         rows = [self.prompts[i] + self.responses[i] for i in indices]
