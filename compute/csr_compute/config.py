@@ -1,9 +1,10 @@
 """The run config as the Python side reads it: a mirror of ``src/config/schema.ts``.
 
 The TypeScript schema is the one people's files are validated against before anything starts; this
-mirror lets Python tools (notebooks, ad-hoc scripts) read the same files with the same defaults. A test
-(tests/test_config_mirror.py) loads every file in ``configs/`` through both and compares the results,
-so the two definitions cannot drift.
+mirror lets Python tools (notebooks, ad-hoc scripts) read the same files with the same defaults. The
+per-step sections are the steps' own parameter classes (``GenerateParams`` and so on), so a section
+that the schema accepts is one the step accepts. A test (tests/test_config_mirror.py) loads every file
+in ``configs/`` through both and compares the results, so the two definitions cannot drift.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any, Optional
 import yaml
 
 from .contract import SpecError
+from .steps.curate import CurateParams
+from .steps.dpo import DpoParams
+from .steps.generate import GenerateParams
+from .steps.reward import RewardParams
 
 
 @dataclass
@@ -36,54 +41,6 @@ class PromptsSection:
     images_dir: Optional[str] = None
     limit: int = 0
     sample: str = "per-iteration"
-
-
-@dataclass
-class GenerateSection:
-    num_beams: int = 5
-    num_token_beams: int = 5
-    num_beam_groups: int = 5
-    diversity_penalty: float = 3.0
-    max_new_tokens: int = 70
-    max_length: int = 1024
-    keep_top: int = 1
-    keep_bottom: int = 2
-    prune_by: str = "self_reward"
-    batch_size: int = 32
-
-
-@dataclass
-class RewardSection:
-    calibration: str = "rank"
-    alpha: float = 0.9
-
-
-@dataclass
-class CurateSection:
-    min_gap: float = 0.0
-    drop_order_only: bool = False
-    drop_repeated_objects: bool = False
-
-
-@dataclass
-class DpoSection:
-    beta: float = 0.1
-    loss: str = "sigmoid"
-    learning_rate: float = 1e-7
-    projector_learning_rate: Optional[float] = None
-    epochs: float = 1
-    batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.03
-    lora_r: int = 128
-    lora_alpha: int = 256
-    lora_dropout: float = 0.05
-    rpo_alpha: Optional[float] = None
-    checkpoint_every: int = 100
-    reference: str = "iteration_start"
-    policy_init: str = "previous_merged"
-    data: str = "current_iteration"
 
 
 @dataclass
@@ -142,10 +99,10 @@ class RunConfig:
     seed: int = 0
     toyworld: ToyworldSection = field(default_factory=ToyworldSection)
     prompts: PromptsSection = field(default_factory=PromptsSection)
-    generate: GenerateSection = field(default_factory=GenerateSection)
-    reward: RewardSection = field(default_factory=RewardSection)
-    curate: CurateSection = field(default_factory=CurateSection)
-    dpo: DpoSection = field(default_factory=DpoSection)
+    generate: GenerateParams = field(default_factory=GenerateParams)
+    reward: RewardParams = field(default_factory=RewardParams)
+    curate: CurateParams = field(default_factory=CurateParams)
+    dpo: DpoParams = field(default_factory=DpoParams)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     activities: ActivitiesSection = field(default_factory=ActivitiesSection)
@@ -194,10 +151,10 @@ _NESTED: dict[tuple[type, str], Any] = {
     (RunConfig, "clip"): ModelSource,
     (RunConfig, "toyworld"): ToyworldSection,
     (RunConfig, "prompts"): PromptsSection,
-    (RunConfig, "generate"): GenerateSection,
-    (RunConfig, "reward"): RewardSection,
-    (RunConfig, "curate"): CurateSection,
-    (RunConfig, "dpo"): DpoSection,
+    (RunConfig, "generate"): GenerateParams,
+    (RunConfig, "reward"): RewardParams,
+    (RunConfig, "curate"): CurateParams,
+    (RunConfig, "dpo"): DpoParams,
     (RunConfig, "evaluate"): EvaluateSection,
     (RunConfig, "workers"): WorkersSection,
     (RunConfig, "activities"): ActivitiesSection,

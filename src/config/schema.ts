@@ -67,6 +67,10 @@ const generate = z
     prune_by: oneOf(['self_reward', 'calibrated']).default('self_reward'),
     /** Nodes per forward pass. @default 32 */
     batch_size: int(1).default(32),
+    /** Prompts whose trees grow together, so one forward pass holds nodes of several prompts. @default 8 */
+    prompts_in_flight: int(1).default(8),
+    /** The token that ends a sentence (LLaMA: "." = id 29889). @default "." */
+    sentence_end: text('a sentence-ending token').default('.'),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -89,6 +93,8 @@ const reward = z
     calibration: oneOf(['rank', 'score']).default('rank'),
     /** Weight of the CLIP (visual) side. @default 0.9 */
     alpha: num(0, 1).default(0.9),
+    /** Sentences per CLIP forward pass. @default 64 */
+    batch_size: int(1).default(64),
   })
   .strict();
 
@@ -100,6 +106,10 @@ const curate = z
     drop_order_only: bool().default(false),
     /** Drop pairs whose chosen response names an object twice. @default false */
     drop_repeated_objects: bool().default(false),
+    /** Path score divisor: sentences + 1 (`with_root`, reference code) or sentences. @default with_root */
+    path_norm: oneOf(['with_root', 'sentences']).default('with_root'),
+    /** Pairs copied to pairs_sample.jsonl (and MLflow). @default 20 */
+    sample_size: int(0).default(20),
   })
   .strict();
 
@@ -122,6 +132,16 @@ const dpo = z
     rpo_alpha: num(0).nullable().default(null),
     /** Save a resumable checkpoint every K optimiser steps. */
     checkpoint_every: int(1).default(100),
+    weight_decay: num(0).default(0),
+    /** Checkpoints kept (the latest). */
+    save_total_limit: int(1).default(1),
+    /** Token limit of prompt (image tokens included) + response. */
+    max_length: int(8).default(1024),
+    /** Stop after this many optimiser steps; -1 = run the epochs. */
+    max_steps: int(-1).default(-1),
+    gradient_checkpointing: bool().default(false),
+    /** Training pairs on which the DPO loss and margin are measured before and after training (0 = skip). */
+    eval_pairs: int(0).default(32),
     /** Frozen reference model: the iteration's starting model (CSR). */
     reference: oneOf(['iteration_start']).default('iteration_start'),
     /** Policy each iteration starts from: the previous iteration's merged model (CSR). */
