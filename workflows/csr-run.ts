@@ -5,10 +5,13 @@
  */
 import {
   ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
   executeChild,
+  isCancellation,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -21,15 +24,13 @@ import { GPU_QUEUE } from '../workers/task-queues';
 import { csrIteration } from './csr-iteration';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
 
-type Activities = WorkflowActivities;
-
 /** Run (or go on with) a CSR run from its state. */
 export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   const state: CsrRunInput = { ...input, history: [...input.history] };
   // Scheduled runs share one input; each takes its own workflow id (schedule id + time) as key.
   if (!state.runKey) state.runKey = workflowInfo().workflowId;
-  const light = proxyActivities<Activities>(lightActivityOptions);
-  const gpu = proxyActivities<Activities>(computeActivityOptions(state.config, GPU_QUEUE));
+  const light = proxyActivities<WorkflowActivities>(lightActivityOptions);
+  const gpu = proxyActivities<WorkflowActivities>(computeActivityOptions(state.config, GPU_QUEUE));
 
   let paused = false;
   let phase: RunStatus['phase'] = state.paths ? 'running' : 'preparing';
@@ -57,7 +58,13 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     }),
   );
 
-  if (!state.paths) {
+  /** Close the MLflow parent run, even while the run is being cancelled. */
+  const endTracking = (status: 'FINISHED' | 'FAILED' | 'KILLED') => {
+    const tracking = state.tracking;
+    return tracking ? CancellationScope.nonCancellable(() => light.trackRunEnd({ tracking, status })) : Promise.resolve();
+  };
+
+  const prepare = async () => {
     const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
     if (prepared.toyworldBuild) await gpu.runComputeStep({ ...prepared.toyworldBuild, expectManifest: false });
     state.paths = await light.resolveRunPaths({ config: state.config, runKey: state.runKey, toyworldDir: prepared.toyworldDir });
@@ -70,14 +77,16 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       resumedFrom: state.resumedFrom,
     });
     phase = 'running';
-  }
-  const paths = state.paths;
+  };
 
-  while (state.nextIteration <= iterations()) {
+  /** The next iteration as a child workflow; true when the run should go on. */
+  const runIteration = async (): Promise<boolean> => {
+    const paths = state.paths!;
     const iteration = state.nextIteration;
     currentIteration = iteration;
     await condition(() => !paused);
-    const config = { ...state.config, ...withoutIterations(state.overrides) };
+    const { iterations: _count, ...overrides } = state.overrides ?? {};
+    const config = { ...state.config, ...overrides };
     const previous = state.history[state.history.length - 1];
     const objective = state.config.evaluate.objective;
     currentChildId = `${workflowInfo().workflowId}/iter-${iteration}`;
@@ -100,26 +109,32 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     state.history.push(summary);
     state.nextIteration = iteration + 1;
     currentChildId = undefined;
+    return !(summary.improved === false && state.config.evaluate.stop_when_worse);
+  };
 
-    if (summary.improved === false && state.config.evaluate.stop_when_worse) {
-      phase = 'stopped';
-      return state.history;
+  try {
+    if (!state.paths) await prepare();
+    while (state.nextIteration <= iterations()) {
+      if (!(await runIteration())) {
+        phase = 'stopped';
+        break;
+      }
+      if (state.nextIteration <= iterations()) {
+        // Signals that arrived meanwhile are folded into `state` before the history is cut.
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof csrRun>(state);
+      }
     }
-    if (state.nextIteration <= iterations()) {
-      // Signals that arrived meanwhile are folded into `state` before the history is cut.
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof csrRun>(state);
-    }
+  } catch (error) {
+    if (error instanceof ContinueAsNew) throw error;
+    phase = isCancellation(error) ? 'stopped' : 'failed';
+    await endTracking(isCancellation(error) ? 'KILLED' : 'FAILED');
+    throw error;
   }
-  phase = 'done';
   if (state.history.length === 0) throw ApplicationFailure.nonRetryable('the run had no iteration to do', 'EmptyRun');
+  if (phase !== 'stopped') phase = 'done';
+  await endTracking('FINISHED');
   return state.history;
-}
-
-function withoutIterations(overrides: CsrRunInput['overrides']) {
-  if (!overrides) return {};
-  const { iterations: _ignored, ...rest } = overrides;
-  return rest;
 }
 
 export { iterationStatusQuery };

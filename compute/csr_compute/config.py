@@ -47,6 +47,7 @@ class PromptsSection:
 class BenchmarkEntry:
     name: str
     data_dir: Optional[str] = None
+    image_dir: Optional[str] = None
     limit: int = 0
 
 

@@ -53,7 +53,7 @@ export async function followRun(workflowId: string, client?: Client): Promise<nu
       lastStep = step;
     }
     for (const activity of view.activities) {
-      if (activity.total === undefined) continue;
+      if (activity.total == null) continue; // no progress line from the step yet (loading)
       const key = `${view.run?.currentIteration}:${activity.activityId}:${activity.step}:${activity.label}`;
       if (multibar) {
         const payload = {
@@ -87,9 +87,15 @@ export async function followRun(workflowId: string, client?: Client): Promise<nu
   return final.status === 'COMPLETED' ? 0 : 1;
 }
 
-/** Iteration x metric, plus the preference-pair quality when the toy world's judge measured it. */
+/** Counts and per-split breakdowns stay in `status --json` and MLflow; the table shows the headline figures. */
+const HEADLINE = /(^|\/)(CHAIR_S|CHAIR_I|recall|mean\/accuracy|mean\/f1|adversarial\/accuracy|accuracy|img_accuracy|image_accuracy|circular_accuracy|perception|cognition|total|relative_score)$/;
+const BREAKDOWN = /\/(random|popular|adversarial)\/(?!accuracy$)|\/(category|l2_category|dimension|capability|answer_type)\//;
+
+/** Iteration x headline metric, plus the preference-pair quality when the toy world's judge measured it. */
 export function summaryTable(history: IterationSummary[]): string {
-  const metricNames = [...new Set(history.flatMap((h) => Object.keys(h.metrics)))].sort();
+  const metricNames = [...new Set(history.flatMap((h) => Object.keys(h.metrics)))]
+    .filter((name) => HEADLINE.test(name) && !BREAKDOWN.test(name) && !/\/(random|popular)\//.test(name))
+    .sort();
   const statNames = ['curate/pairs', 'curate/gt_better', 'curate/gt_equal', 'curate/gt_worse'].filter((name) =>
     history.some((h) => h.stats[name] !== undefined),
   );

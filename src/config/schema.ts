@@ -156,6 +156,8 @@ const benchmark = z
     name: text('benchmark name'),
     /** Folder of the benchmark's official release (toy benchmarks: the toy world's). */
     data_dir: text('path of a benchmark data folder').optional(),
+    /** Folder of the benchmark's images when they are not inside data_dir (e.g. COCO val2014 for POPE). */
+    image_dir: text('path of an image folder').optional(),
     /** Questions to use (0 = all). */
     limit: int(0).default(0),
   })

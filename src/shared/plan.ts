@@ -131,7 +131,12 @@ export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: num
       spec: {
         out_dir: join(iterationDir(paths, iteration), 'evaluate', benchmark.name),
         model,
-        benchmark: { name: benchmark.name, ...(dataDir ? { data_dir: dataDir } : {}), limit: benchmark.limit },
+        benchmark: {
+          name: benchmark.name,
+          ...(dataDir ? { data_dir: dataDir } : {}),
+          ...(benchmark.image_dir ? { image_dir: benchmark.image_dir } : {}),
+          limit: benchmark.limit,
+        },
         batch_size: config.evaluate.batch_size,
         ...(config.evaluate.max_new_tokens ? { max_new_tokens: config.evaluate.max_new_tokens } : {}),
         seed: config.seed,
