@@ -130,6 +130,10 @@ if (stampOk('pip', pipStamp)) {
     process.exit(1);
   }
   run('python', pip[0], [...pip.slice(1), 'install', '--disable-pip-version-check', '-q', '--no-deps', '-e', computeDir], { quiet: true });
+  // matplotlib builds its font cache on first import (a minute on a busy small machine): do it now,
+  // not inside the first iteration's MLflow plot.
+  line('python', 'warming the matplotlib font cache');
+  run('python', venvPython, ['-c', 'import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot'], { quiet: true });
   writeStamp('pip', pipStamp);
 }
 

@@ -1,0 +1,76 @@
+/**
+ * Orchestration overhead of a finished CSR run, from its Temporal histories: for every compute step,
+ * the time from the previous step's end to its start (queueing + workflow task + worker pickup), and
+ * the share of the run's wall time not spent inside compute processes.
+ *
+ *   npx tsx bench/orchestration-overhead.ts <run workflow id>
+ *
+ * The baseline is the same run's own compute time (the `wallSeconds` each compute step reports), so
+ * the ratio is measured in one place, on one machine.
+ */
+import type { temporal } from '@temporalio/proto';
+import { connectClient } from '../src/client/temporal';
+
+type Event = temporal.api.history.v1.IHistoryEvent;
+
+const seconds = (event: Event | undefined) =>
+  event?.eventTime ? Number(event.eventTime.seconds ?? 0) + (event.eventTime.nanos ?? 0) / 1e9 : NaN;
+
+async function main(): Promise<void> {
+  const runId = process.argv[2];
+  if (!runId) throw new Error('usage: npx tsx bench/orchestration-overhead.ts <run workflow id>');
+  const client = await connectClient();
+  const converter = client.options.loadedDataConverter.payloadConverter;
+  // Every execution: the run's continue-as-new chain (one workflow id, several run ids) and its children.
+  const ids: { workflowId: string; runId: string }[] = [];
+  for await (const execution of client.workflow.list({ query: `WorkflowId = '${runId}' OR RootWorkflowId = '${runId}'` })) {
+    ids.push({ workflowId: execution.workflowId, runId: execution.runId });
+  }
+  const gaps: number[] = [];
+  let computeSeconds = 0;
+  let first = Infinity;
+  let last = -Infinity;
+  const rows: string[] = [];
+  for (const { workflowId: id, runId: executionRunId } of ids) {
+    const history = await client.workflow.getHandle(id, executionRunId).fetchHistory();
+    const events = history.events ?? [];
+    first = Math.min(first, seconds(events[0]));
+    last = Math.max(last, seconds(events[events.length - 1]));
+    const scheduled = new Map<string, Event>();
+    const started = new Map<string, Event>();
+    let previousEnd: number | undefined;
+    for (const event of events) {
+      const id64 = String(event.eventId);
+      if (event.activityTaskScheduledEventAttributes) scheduled.set(id64, event);
+      if (event.activityTaskStartedEventAttributes)
+        started.set(String(event.activityTaskStartedEventAttributes.scheduledEventId), event);
+      const done = event.activityTaskCompletedEventAttributes;
+      if (!done) continue;
+      const sched = scheduled.get(String(done.scheduledEventId));
+      const type = sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
+      const payload = done.result?.payloads?.[0];
+      const result = payload ? converter.fromPayload<{ wallSeconds?: number; step?: string }>(payload as never) : undefined;
+      const start = seconds(started.get(String(done.scheduledEventId)));
+      const end = seconds(event);
+      if (type === 'runComputeStep' && result?.wallSeconds !== undefined) {
+        computeSeconds += result.wallSeconds;
+        if (previousEnd !== undefined && start > previousEnd) gaps.push(start - previousEnd);
+        rows.push(`${id.split('/').pop()}\t${result.step}\tpickup ${(start - seconds(sched)).toFixed(2)}s\tcompute ${result.wallSeconds.toFixed(1)}s\tactivity ${(end - start).toFixed(1)}s`);
+      }
+      previousEnd = Math.max(previousEnd ?? 0, end);
+    }
+  }
+  const wall = last - first;
+  gaps.sort((a, b) => a - b);
+  const median = gaps[Math.floor(gaps.length / 2)] ?? NaN;
+  console.log(rows.join('\n'));
+  console.log(`\nworkflows: ${ids.length}, compute steps: ${rows.length}`);
+  console.log(`step end -> next step start: median ${median.toFixed(2)}s, max ${(gaps.at(-1) ?? NaN).toFixed(2)}s over ${gaps.length} transitions`);
+  console.log(`run wall time ${wall.toFixed(1)}s, compute (sum of step wall times) ${computeSeconds.toFixed(1)}s`);
+  console.log(`non-compute share: ${(((wall - computeSeconds) / wall) * 100).toFixed(1)}% (parallel shards make compute sum exceed wall when they overlap)`);
+}
+
+main().catch((error: unknown) => {
+  console.error((error as Error).message);
+  process.exitCode = 1;
+});
