@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .language import CHAIR_INSTRUCTION, INSTRUCTION_INPUTS, NO, YES, believed_objects, caption, question
-from .vocab import COLOURS, KIND_NAMES, PARTNER, SIZES
+from .scenes import IMAGE_SIZE
+from .vocab import COLOURS, KIND_NAMES, PARTNER, POSITIONS, SIZES
 
 IGNORE = -100
 
@@ -55,11 +56,31 @@ def _question_kind(objects: list[dict[str, Any]], rng: np.random.Generator) -> s
     return absent[int(rng.integers(len(absent)))]
 
 
+def cell_targets(objects_per_scene: list[list[dict[str, Any]]], tokenizer: Any, patch_size: int) -> torch.Tensor:
+    """Per scene and image token (patches in raster order), the token id of the kind in that patch's cell.
+
+    These are grounding targets: the output at each image token is trained to name the object of its
+    cell (``IGNORE`` where the cell is empty). LLaVA's vision tower arrives pretrained on 400 M
+    image-text pairs; a tower trained from scratch on a few thousand captions learns to see far
+    sooner with this dense signal, and the saved model is an ordinary LLaVA all the same.
+    """
+    grid = IMAGE_SIZE // patch_size
+    cell_of_patch = [(row * 2 // grid) * 2 + col * 2 // grid for row in range(grid) for col in range(grid)]
+    targets = torch.full((len(objects_per_scene), grid * grid), IGNORE)
+    for scene, objects in enumerate(objects_per_scene):
+        kind_in_cell = {POSITIONS.index(obj["position"]): tokenizer.convert_tokens_to_ids(obj["name"]) for obj in objects}
+        for patch, cell in enumerate(cell_of_patch):
+            targets[scene, patch] = kind_in_cell.get(cell, IGNORE)
+    return targets
+
+
 class Tokenised:
     """Examples as token-id tensors, prompts tokenised once per distinct instruction."""
 
-    def __init__(self, examples: list[Example], processor: Any, prompt_text: Any, sample_image: Any):
+    def __init__(self, examples: list[Example], processor: Any, prompt_text: Any, sample_image: Any,
+                 grounding: torch.Tensor | None = None):
         tokenizer = processor.tokenizer
+        image_token = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
         prompt_ids: dict[str, list[int]] = {}
         for instruction in sorted({example.instruction for example in examples}):
             encoded = processor(images=sample_image, text=prompt_text(instruction), return_tensors="pt")
@@ -68,13 +89,24 @@ class Tokenised:
         self.prompts = [prompt_ids[example.instruction] for example in examples]
         self.responses = [tokenizer(example.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
                           for example in examples]
+        self.image_positions = {instruction: [i for i, token in enumerate(ids) if token == image_token]
+                                for instruction, ids in prompt_ids.items()}
+        self.instructions = [example.instruction for example in examples]
+        self.grounding = grounding
+        if grounding is not None:
+            counts = {len(positions) for positions in self.image_positions.values()}
+            if counts != {grounding.shape[1]}:
+                raise ValueError(f"grounding: expected one target per image token ({counts}), got {grounding.shape[1]}")
         self.pad_id = tokenizer.pad_token_id
 
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def lengths(self) -> np.ndarray:
+        return np.array([len(prompt) + len(response) for prompt, response in zip(self.prompts, self.responses)])
+
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        """Right-padded ids, attention mask, and labels that score only the response (prompt and padding = -100)."""
+        """Right-padded ids, attention mask, and labels: the response, the grounding targets if any, -100 elsewhere."""
         rows = [self.prompts[i] + self.responses[i] for i in indices]
         width = max(len(row) for row in rows)
         input_ids = torch.full((len(rows), width), self.pad_id)
@@ -85,6 +117,10 @@ class Tokenised:
             attention[row_index, :len(row)] = 1
             start = len(self.prompts[i])
             labels[row_index, start:len(row)] = torch.tensor(self.responses[i])
+            if self.grounding is not None:
+                # The loss shifts labels by one: the label at p + 1 is what the output at p must say.
+                positions = torch.tensor(self.image_positions[self.instructions[i]]) + 1
+                labels[row_index, positions] = self.grounding[self.image_index[i]]
         return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
                 "image_index": self.image_index[torch.as_tensor(indices)]}
 

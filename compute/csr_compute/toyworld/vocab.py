@@ -5,7 +5,8 @@ trained models all depend on them, so changing anything here must bump ``WORLD_V
 ``config.py`` (a changed world must not reuse an old cache folder).
 
 Every word here is a single lower-case token that appears nowhere in the instructions, so that a
-word in a response names a kind exactly when it is a kind's name or synonym.
+word in a response names a kind exactly when it is a kind's name or synonym. Words are also left
+unchanged by CHAIR's singulariser (which turns "bus" into "bu"), so the official scorer sees them.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("fork", (), (".#.#.#..", ".#.#.#..", ".#####..", "...#....", "...#....", "...#....", "...#....", "...#....")),
-    Kind("knife", (), ("...##...", "...###..", "...###..", "...###..", "...##...", "...#....", "...#....", "...#....")),
+    Kind("knife", (), (".......#", "......##", ".....##.", "....##..", "...##...", "..#.....", ".#......", "#.......")),
     Kind("cup", ("mug",), ("........", "#####...", "#####.#.", "#####..#", "#####.#.", "#####...", ".###....", "........")),
     Kind("plate", ("dish",), ("........", "........", ".######.", "#......#", "#......#", ".######.", "........", "........")),
     Kind("car", ("auto",), ("........", "..####..", ".#....#.", "########", "########", ".##..##.", ".##..##.", "........")),
-    Kind("bus", (), ("########", "#.#.#.##", "#.#.#.##", "########", "########", ".##..##.", "........", "........")),
+    Kind("truck", (), ("######..", "######..", "######.#", "########", "########", ".##...##", "........", "........")),
     Kind("tree", (), ("...##...", "..####..", ".######.", "########", "...##...", "...##...", "...##...", "..####..")),
     Kind("bird", (), ("........", ".##...##", "...#.#..", "....#...", "...###..", "..#####.", "...###..", "........")),
     Kind("dog", ("puppy",), ("#.......", "##....#.", "########", ".######.", ".#....#.", ".#....#.", "........", "........")),
@@ -49,7 +50,7 @@ KIND_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
 PAIRS: tuple[tuple[str, str], ...] = (
     ("fork", "knife"),
     ("cup", "plate"),
-    ("car", "bus"),
+    ("car", "truck"),
     ("tree", "bird"),
     ("dog", "ball"),
 )
