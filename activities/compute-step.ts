@@ -108,13 +108,15 @@ function resultOf(
   started: number,
 ): StepResult {
   const manifest = loaded?.manifest;
+  const total = num(manifest?.items_total) ?? 0;
   return {
     step: input.step,
     outDir,
     manifestSha256: loaded?.sha256 ?? null,
-    itemsTotal: num(manifest?.items_total) ?? 0,
-    itemsReused: num(manifest?.items_reused) ?? 0,
-    itemsComputed: num(manifest?.items_computed) ?? 0,
+    itemsTotal: total,
+    // A skipped step computed nothing this time: every item is reused from the earlier run.
+    itemsReused: skipped ? total : (num(manifest?.items_reused) ?? 0),
+    itemsComputed: skipped ? 0 : (num(manifest?.items_computed) ?? 0),
     stats: flatNumbers(manifest?.stats),
     skipped,
     attempt,
