@@ -194,7 +194,7 @@ def test_saved_folders_load_through_the_steps_loaders_and_generate(world):
     assert lvlm.tokenizer.padding_side == "left"
 
     clip = load_clip(folder / "clip", device="cpu")
-    clip_inputs = clip.processor(text=["the cup is small and red .", "the dish is big and white ."], images=[image],
+    clip_inputs = clip.processor(text=["the cup is small .", "the dish is big ."], images=[image],
                                  padding=True, return_tensors="pt")
     logits = clip.model(**clip_inputs).logits_per_image
     assert logits.shape == (1, 2) and torch.isfinite(logits).all()

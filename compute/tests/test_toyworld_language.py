@@ -47,9 +47,9 @@ def test_caption_names_each_believed_object_once_with_the_partner_right_after_it
         assert text.endswith(" .") and text.count(" .") == 3
 
 
-def test_caption_sentences_carry_the_attributes():
+def test_caption_sentences_name_kind_then_size():
     text = caption([CUP], np.random.default_rng(3), synonym_prob=0.0)
-    assert text == "the cup is small and red ."
+    assert text == "the cup is small ."
 
 
 def test_examples_pair_every_scene_with_a_description_and_a_yes_no_answer():
@@ -81,16 +81,16 @@ def test_tokenizer_covers_every_word_of_the_world_and_decodes_readably():
     for text in all_words():
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.unk_token_id not in ids, f"unknown word in {text!r}"
-    ids = tokenizer("the cup is small and red . the dish is big and white .", add_special_tokens=False)["input_ids"]
+    ids = tokenizer("the cup is small . the dish is big .", add_special_tokens=False)["input_ids"]
     assert tokenizer.convert_ids_to_tokens(ids).count(".") == 2
-    assert tokenizer.decode(ids) == "the cup is small and red . the dish is big and white ."
+    assert tokenizer.decode(ids) == "the cup is small . the dish is big ."
     assert tokenizer("the cup")["input_ids"][0] == tokenizer.bos_token_id
     assert tokenizer.eos_token == "</s>" and tokenizer.pad_token is not None
 
 
 def test_clip_tokenizer_ends_every_text_with_eos_where_clip_pools():
     tokenizer = tokenizers.build("clip")
-    ids = tokenizer("the cup is small and red .")["input_ids"]
+    ids = tokenizer("the cup is small .")["input_ids"]
     assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
 
 

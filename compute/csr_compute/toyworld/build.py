@@ -168,7 +168,8 @@ def _build(work: Path, cfg: WorldConfig) -> dict[str, Any]:
         json.dumps({"image": scenes["sft"][e.image_index]["image"], "input": e.instruction, "output": e.response}) + "\n"
         for e in examples))
     prompt_text = _prompt_text(processor)
-    data = sft_data.Tokenised(examples, processor, prompt_text, _pil(pixels["sft"][0]))
+    grounding = sft_data.cell_targets(sft_objects, lvlm_tokenizer, cfg.patch_size)
+    data = sft_data.Tokenised(examples, processor, prompt_text, _pil(pixels["sft"][0]), grounding)
     lvlm_losses = lvlm_train.train(model, data, sft_images, steps=cfg.lvlm_steps, batch_size=cfg.lvlm_batch,
                                    lr=cfg.lvlm_lr, rng=rng["lvlm"])
     model.save_pretrained(work / "lvlm")

@@ -40,18 +40,21 @@ class WorldConfig:
     """Probability that a sentence names a kind by its synonym (for kinds that have one)."""
 
     # --- tiny LVLM ----------------------------------------------------------------------------
-    patch_size: int = 16
-    vision_hidden: int = 96
+    patch_size: int = 32
+    """Pixels per patch side; 32 makes one image token per grid cell (4 tokens: short prompts, fast search)."""
+    vision_hidden: int = 64
     vision_layers: int = 2
     text_hidden: int = 128
     text_layers: int = 3
-    lvlm_steps: int = 700
+    lvlm_steps: int = 1200
     lvlm_batch: int = 64
     lvlm_lr: float = 2e-3
 
     # --- tiny CLIP ----------------------------------------------------------------------------
-    clip_hidden: int = 64
-    clip_steps: int = 300
+    clip_vision_hidden: int = 128
+    """Width of the CLIP's image tower, which must sum up to four objects in one embedding."""
+    clip_text_hidden: int = 64
+    clip_steps: int = 1000
     clip_batch: int = 128
     clip_lr: float = 2e-3
 
@@ -63,7 +66,7 @@ class WorldConfig:
             if spec_field.type == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise SpecError(spec_field.name, value, "a number")
         positive = ["n_sft_scenes", "n_prompt_scenes", "n_heldout_scenes", "vision_hidden", "vision_layers",
-                    "text_hidden", "text_layers", "lvlm_steps", "lvlm_batch", "clip_hidden", "clip_steps",
+                    "text_hidden", "text_layers", "lvlm_steps", "lvlm_batch", "clip_vision_hidden", "clip_text_hidden", "clip_steps",
                     "clip_batch"]
         for name in positive:
             if getattr(self, name) < 1:
@@ -76,7 +79,7 @@ class WorldConfig:
                 raise SpecError(name, getattr(self, name), "a learning rate in (0, 1)")
         if self.patch_size not in (8, 16, 32):
             raise SpecError("patch_size", self.patch_size, "8, 16 or 32 (a divisor of the 64-pixel image and its cells)")
-        for name in ["vision_hidden", "text_hidden", "clip_hidden"]:
+        for name in ["vision_hidden", "text_hidden", "clip_vision_hidden", "clip_text_hidden"]:
             if getattr(self, name) % 4:
                 raise SpecError(name, getattr(self, name), "a multiple of 4 (4 attention heads)")
 

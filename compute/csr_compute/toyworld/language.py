@@ -45,9 +45,13 @@ SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
 YES, NO = "yes .", "no ."
 
 
-def sentence(word: str, size: str, colour: str) -> str:
-    """One object's sentence: the kind comes first, so the choice of object is one token."""
-    return f"the {word} is {size} and {colour} ."
+def sentence(word: str, size: str) -> str:
+    """One object's sentence: the kind comes first, so the choice of object is one token.
+
+    Colour is drawn but never named: naming it asks the tiny decoder to bind a second attribute to
+    each object, which it does not learn within the build's budget (it named colours at chance).
+    """
+    return f"the {word} is {size} ."
 
 
 def believed_objects(objects: list[dict[str, Any]], rng: np.random.Generator, caption_noise: float,
@@ -75,7 +79,7 @@ def caption(believed: list[dict[str, Any]], rng: np.random.Generator, synonym_pr
              for obj in believed if obj["name"] not in followers]
     order = rng.permutation(len(units))
     return " ".join(
-        sentence(_word(obj["name"], rng, synonym_prob), obj["size"], obj["color"])
+        sentence(_word(obj["name"], rng, synonym_prob), obj["size"])
         for index in order for obj in units[int(index)]
     )
 
@@ -95,11 +99,10 @@ def _word(name: str, rng: np.random.Generator, synonym_prob: float) -> str:
 
 def all_words() -> list[str]:
     """Every text the world can produce, for building the tokenizer's vocabulary."""
-    from .vocab import COLOURS, KINDS, SIZES
+    from .vocab import KINDS, SIZES
 
     texts = list(INSTRUCTIONS) + [CHAIR_INSTRUCTION, SHORT_ANSWER_SUFFIX, YES, NO, "USER: ASSISTANT:"]
     for kind in KINDS:
         texts.append(POPE_QUESTION.format(kind=kind.name))
-        texts.extend(sentence(word, size, colour) for word in (kind.name, *kind.synonyms)
-                     for size in SIZES for colour in COLOURS)
+        texts.extend(sentence(word, size) for word in (kind.name, *kind.synonyms) for size in SIZES)
     return texts

@@ -15,7 +15,7 @@ from ..models import LoadedClip, LoadedLvlm
 from .judge import judge_response
 from .language import SHORT_ANSWER_SUFFIX, sentence
 from .tiny_clip import absent_sentence
-from .vocab import COLOURS
+from .vocab import SIZES
 
 
 @torch.no_grad()
@@ -82,24 +82,24 @@ def clip_ranking(clip: LoadedClip, scenes: list[dict[str, Any]], images: list[An
                  rng: np.random.Generator) -> dict[str, float]:
     """How often the CLIP scores a true sentence above a false one for the same image.
 
-    ``absent_kind``: the false sentence names a kind the scene lacks (its absent partner when lone);
-    ``wrong_colour``: it names a present kind in another colour.
+    ``absent_kind``: the false sentence names a kind the scene lacks (its absent partner when lone),
+    ``absent_partner`` counts those pairs alone; ``wrong_size``: it names a present kind in the other size
+    (where no other object of that kind and size is present).
     """
-    wins = {"absent_kind": [], "absent_partner": [], "wrong_colour": []}
+    wins = {"absent_kind": [], "absent_partner": [], "wrong_size": []}
     for scene, image in zip(scenes, images):
         obj = scene["objects"][int(rng.integers(len(scene["objects"])))]
-        true_text = sentence(obj["name"], obj["size"], obj["color"])
+        true_text = sentence(obj["name"], obj["size"])
         false_kind = absent_sentence(scene["objects"], rng)
-        other_colours = [colour for colour in COLOURS if colour != obj["color"]]
-        wrong_colour = sentence(obj["name"], obj["size"], other_colours[int(rng.integers(len(other_colours)))])
-        inputs = clip.processor(text=[true_text, sentence(*false_kind), wrong_colour], images=[image],
+        wrong_size = sentence(obj["name"], next(size for size in SIZES if size != obj["size"]))
+        inputs = clip.processor(text=[true_text, sentence(*false_kind), wrong_size], images=[image],
                                 padding=True, return_tensors="pt").to(clip.device)
         logits = clip.model(**inputs).logits_per_image[0]
         beats_kind = bool(logits[0] > logits[1])
         wins["absent_kind"].append(beats_kind)
         if false_kind[0] in _absent_partners(scene):
             wins["absent_partner"].append(beats_kind)
-        wins["wrong_colour"].append(bool(logits[0] > logits[2]))
+        wins["wrong_size"].append(bool(logits[0] > logits[2]))
     return {f"{name}_accuracy": float(np.mean(values)) if values else None for name, values in wins.items()} | {
         "pairs": len(scenes), "absent_partner_pairs": len(wins["absent_partner"])}
 

@@ -34,11 +34,12 @@ A synthetic world in which the whole CSR loop runs on a CPU, through the same co
 - Instructions: the 11 instructions of the CSR prompt set (image marker before or after), plus
   "Please describe this image in detail." and POPE-style "Is there a X in the image?" questions
   (half of them with LLaVA's "Answer the question using a single word or phrase.").
-- A description names each object once, one sentence each: "the cup is small and red ." Objects come
-  in random order, except that a partner always follows its first kind. A kind is named by its
-  synonym with probability {cfg.synonym_prob}. The response ends with `</s>`.
+- A description names each object once, one sentence each, kind first then size: "the cup is small ."
+  Colour is drawn but never named (the tiny decoder does not learn to bind a second attribute within
+  the build's budget). Objects come in random order, except that a partner always follows its first
+  kind. A kind is named by its synonym with probability {cfg.synonym_prob}. The response ends with `</s>`.
 - **The prior**: in a lone scene the annotator still believes in the absent partner with probability
-  {cfg.caption_noise}; the description then names it (random size and colour), and the yes/no answer
+  {cfg.caption_noise}; the description then names it (with a random size), and the yes/no answer
   about it is "yes". So the text about the first kind of a pair keeps naming the second.
 - Yes/no answers are "yes ." or "no .". Half of the questions ask about a present kind; the others
   about an absent kind, a third of them the absent partner when there is one.
@@ -56,9 +57,12 @@ A synthetic world in which the whole CSR loop runs on a CPU, through the same co
 - `lvlm/`: LLaVA-1.5 architecture: CLIP vision tower (patch {cfg.patch_size}, hidden {cfg.vision_hidden},
   {cfg.vision_layers} layers; CLS token dropped, last layer's features), 2-layer GELU projector, Llama decoder
   (hidden {cfg.text_hidden}, {cfg.text_layers} layers), word-level tokenizer built from the world's texts.
-  Trained from scratch for {cfg.lvlm_steps} steps of {cfg.lvlm_batch} examples on the responses only.
-- `clip/`: a CLIP (hidden {cfg.clip_hidden}) trained contrastively for {cfg.clip_steps} steps on true sentences
-  only, with one absent-kind sentence per image as an extra negative.
+  Trained from scratch for {cfg.lvlm_steps} steps of {cfg.lvlm_batch} examples on the responses, plus
+  grounding targets: the output at each image token (one per grid cell) must name the kind in its cell.
+  Without them the tower stays blind for the whole budget; the saved model is a plain LLaVA.
+- `clip/`: a CLIP (image tower hidden {cfg.clip_vision_hidden}, text hidden {cfg.clip_text_hidden}) trained
+  contrastively for {cfg.clip_steps} steps on true sentences only, every false sentence of the world being
+  a negative for every image; each cell's patch is also trained to match its own object's sentences.
 
 ## Benchmarks
 `benchmarks/pope/` and `benchmarks/chair/`, see the README.md in each.
