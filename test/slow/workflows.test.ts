@@ -11,18 +11,18 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { createLightActivities } from '../activities/light-activities';
-import { loadConfig } from '../src/config';
-import { csrEnv, type CsrEnv } from '../src/env';
-import { MlflowClient } from '../src/mlflow';
-import { configHash } from '../src/cli/run-command';
-import { latestRunInput, resumePlan } from '../src/cli/resume-command';
-import { pendingActivities } from '../src/client/progress';
-import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
-import { startWorkers, type RunningWorkers } from '../workers';
-import { CPU_QUEUE } from '../workers/task-queues';
-import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
-import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
+import { createLightActivities } from '../../activities/light-activities';
+import { loadConfig } from '../../src/config';
+import { csrEnv, type CsrEnv } from '../../src/env';
+import { MlflowClient } from '../../src/mlflow';
+import { configHash } from '../../src/cli/run-command';
+import { latestRunInput, resumePlan } from '../../src/cli/resume-command';
+import { pendingActivities } from '../../src/client/progress';
+import type { CsrRunInput, IterationSummary, RunStatus } from '../../src/shared/run-types';
+import { startWorkers, type RunningWorkers } from '../../workers';
+import { CPU_QUEUE } from '../../workers/task-queues';
+import { startMlflowHarness, type MlflowHarness } from '../helpers/mlflow-harness';
+import { createTestEnv, repoRoot, tempDir } from '../helpers/temporal-harness';
 
 interface Context {
   testEnv: TestWorkflowEnvironment;
@@ -33,7 +33,7 @@ interface Context {
 }
 
 const test = anyTest as TestFn<Context>;
-const workflowsPath = require.resolve('../workflows');
+const workflowsPath = require.resolve('../../workflows');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function tinyInput(runKey: string): CsrRunInput {
