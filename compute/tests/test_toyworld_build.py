@@ -7,6 +7,7 @@ plumbing; ``test_toyworld_default.py`` checks what the default world's models ha
 import io
 import json
 import re
+import subprocess
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -200,9 +201,14 @@ def test_saved_folders_load_through_the_steps_loaders_and_generate(world):
     assert logits.shape == (1, 2) and torch.isfinite(logits).all()
 
 
-def test_two_builds_with_the_same_seed_are_identical(world, tmp_path):
+def test_two_builds_with_the_same_seed_are_identical_and_clear_abandoned_ones(world, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = tmp_path / f".{world['folder'].name}.building-{dead.pid}"
+    (abandoned / "images").mkdir(parents=True)
     with redirect_stdout(io.StringIO()):
         again = ensure_built(tmp_path, seed=0, **TINY)
+    assert not abandoned.exists(), "a dead build's temporary folder was left behind"
     first = json.loads((world["folder"] / "manifest.json").read_text())
     second = json.loads((again / "manifest.json").read_text())
     for name in ["scenes.jsonl", "sft.jsonl", "prompts.json", "lvlm/model.safetensors", "clip/model.safetensors",

@@ -67,14 +67,20 @@ def test_greedy_captions_regenerate_identically_through_load_lvlm(world):
 def test_generation_stops_with_eos_and_names_the_shown_objects(world):
     folder = world["folder"]
     lvlm = load_lvlm(folder / "lvlm", device="cpu")
-    name = "heldout_00000.png"
-    inputs = lvlm.processor(images=Image.open(folder / "images" / name),
-                            text=lvlm.prompt_text("<image>\nDescribe the following image."), return_tensors="pt")
+    names = [f"heldout_{index:05d}.png" for index in range(0, 500, 50)]
+    inputs = lvlm.processor(images=[Image.open(folder / "images" / name) for name in names],
+                            text=[lvlm.prompt_text("<image>\nDescribe the following image.")] * len(names),
+                            padding=True, return_tensors="pt")
     output = lvlm.model.generate(**inputs, max_new_tokens=64, do_sample=False)
-    new = output[0, inputs["input_ids"].shape[1]:]
-    assert int(new[-1]) == lvlm.tokenizer.eos_token_id, "the model must end its answer with </s>"
-    result = judge_response(world["scenes"][name], lvlm.tokenizer.decode(new, skip_special_tokens=True))
-    assert len(result.missed) == 0, result
+    missed = present = 0
+    for name, row in zip(names, output[:, inputs["input_ids"].shape[1]:]):
+        ended = (row == lvlm.tokenizer.eos_token_id).nonzero()
+        assert len(ended) > 0, f"no </s> in the answer for {name}"
+        text = lvlm.tokenizer.decode(row[:int(ended[0]) + 1], skip_special_tokens=True)
+        result = judge_response(world["scenes"][name], text)
+        missed += len(result.missed)
+        present += len(world["scenes"][name]["objects"])
+    assert missed / present <= 0.15, f"missed {missed} of {present} shown objects"
 
 
 def test_clip_prefers_the_true_sentence_to_the_absent_partner_in_lone_scenes(world):

@@ -30,17 +30,18 @@ def _data(objects, images):
     examples = sft_data.make_examples(objects, np.random.default_rng(1), 0.6, 0.15)
     grounding = sft_data.cell_targets(objects, tokenizer, CFG.patch_size)
     prompt_text = LoadedLvlm(model=None, processor=processor, device="cpu").prompt_text
-    data = sft_data.Tokenised(examples, processor, prompt_text, Image.fromarray(images[0].numpy()), grounding)
+    data = sft_data.Tokenised(examples, processor, prompt_text, Image.fromarray(images[0].numpy()), grounding,
+                              ground_questions=True, answer_weight=5.0)
     return tokenizer, processor, examples, data
 
 
-def test_grounding_targets_name_each_cells_object_by_kind_size_and_colour():
+def test_grounding_targets_name_each_cells_object():
     tokenizer = tokenizers.build("lvlm")
     objects = [[{"name": "cup", "color": "red", "size": "small", "position": "bottom left"}]]
     targets = sft_data.cell_targets(objects, tokenizer, patch_size=32)
-    assert targets.shape == (1, 3, 4)
-    words = [[tokenizer.convert_ids_to_tokens(int(t)) if t >= 0 else None for t in row] for row in targets[0]]
-    assert words == [[None, None, "cup", None], [None, None, "small", None], [None, None, "red", None]]
+    assert targets.shape == (1, 1, 4)
+    words = [tokenizer.convert_ids_to_tokens(int(t)) if t >= 0 else None for t in targets[0, 0]]
+    assert words == [None, None, "cup", None]
     # With 16-pixel patches a cell covers four patches, all with the cell's target.
     assert (sft_data.cell_targets(objects, tokenizer, patch_size=16)[0, 0] >= 0).sum() == 4
 
@@ -56,10 +57,33 @@ def test_labels_score_the_response_and_the_grounding_positions_only():
         response = tokenizer(example.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         assert labels[prompt_length:prompt_length + len(response)].tolist() == response
         image_positions = (ids == image_token).nonzero().flatten()
-        scored_in_prompt = (labels[:prompt_length] != -100).nonzero().flatten()
-        assert set(scored_in_prompt.tolist()) <= set((image_positions + 1).tolist())
-        assert len(scored_in_prompt) == len(objects[0]), "one grounding label per occupied cell"
+        scored_in_prompt = set((labels[:prompt_length] != -100).nonzero().flatten().tolist())
+        grounded = set((image_positions + 1).tolist())
+        assert len(scored_in_prompt & grounded) == len(objects[0]), "one grounding label per occupied cell"
+        question = scored_in_prompt - grounded
+        if "Is there a" in example.instruction:
+            # The output at the asked kind is trained to give the answer too.
+            (position,) = question
+            kind = tokenizer.convert_ids_to_tokens(int(ids[position - 1]))
+            assert f"Is there a {kind} in" in example.instruction
+            assert labels[position] == response[0]
+            assert batch["weights"][row, [position, prompt_length]].tolist() == [5.0, 5.0]
+        else:
+            assert not question, "a description's prompt has no question target"
         assert batch["attention_mask"][row].sum() == prompt_length + len(response)
+        assert set(batch["weights"][row][labels == -100].tolist()) == {0.0}
+
+
+def test_weighted_loss_is_the_models_own_loss_when_all_weights_are_one():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[-100, 1, 2, -100, 3], [-100, -100, 4, 5, -100]])
+    weights = (labels != -100).float()
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1))
+    assert torch.allclose(lvlm_train.weighted_loss(logits, labels, weights), expected)
+    heavier = weights.clone()
+    heavier[0, 2] = 5.0
+    assert not torch.allclose(lvlm_train.weighted_loss(logits, labels, heavier), expected)
 
 
 def test_a_few_lvlm_steps_lower_the_loss_and_change_every_part():

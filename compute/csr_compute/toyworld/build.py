@@ -55,6 +55,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                         f"a cache folder whose {folder.name}/ is complete or absent; it exists without a manifest "
                         f"(not written by this build): remove {folder} and build again")
     out_root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(out_root, folder.name)
     work = out_root / f".{folder.name}.building-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     try:
@@ -79,6 +80,17 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         raise
     emit("toyworld", path=str(folder))
     return manifest
+
+
+def _remove_abandoned_builds(out_root: Path, name: str) -> None:
+    """Delete temporary folders of builds whose process is gone (killed mid-build); live ones are left alone."""
+    for stale in out_root.glob(f".{name}.building-*"):
+        try:
+            os.kill(int(stale.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
 
 
 def _reuse(folder: Path) -> dict[str, Any]:
@@ -169,7 +181,8 @@ def _build(work: Path, cfg: WorldConfig) -> dict[str, Any]:
         for e in examples))
     prompt_text = _prompt_text(processor)
     grounding = sft_data.cell_targets(sft_objects, lvlm_tokenizer, cfg.patch_size)
-    data = sft_data.Tokenised(examples, processor, prompt_text, _pil(pixels["sft"][0]), grounding)
+    data = sft_data.Tokenised(examples, processor, prompt_text, _pil(pixels["sft"][0]), grounding,
+                              ground_questions=True, answer_weight=cfg.answer_weight)
     lvlm_losses = lvlm_train.train(model, data, sft_images, steps=cfg.lvlm_steps, batch_size=cfg.lvlm_batch,
                                    lr=cfg.lvlm_lr, rng=rng["lvlm"])
     model.save_pretrained(work / "lvlm")

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..contract import SpecError
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class WorldConfig:
     lvlm_steps: int = 1200
     lvlm_batch: int = 64
     lvlm_lr: float = 2e-3
+    answer_weight: float = 5.0
+    """Loss weight of a yes/no answer token (and of its twin target at the asked kind) against other tokens."""
 
     # --- tiny CLIP ----------------------------------------------------------------------------
     clip_vision_hidden: int = 128
@@ -74,6 +76,8 @@ class WorldConfig:
         for name in ["heldout_lone_share", "partner_prob", "caption_noise", "synonym_prob"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SpecError(name, getattr(self, name), "a probability in [0, 1]")
+        if not 0.0 < self.answer_weight <= 100.0:
+            raise SpecError("answer_weight", self.answer_weight, "a loss weight in (0, 100]")
         for name in ["lvlm_lr", "clip_lr"]:
             if not 0.0 < getattr(self, name) < 1.0:
                 raise SpecError(name, getattr(self, name), "a learning rate in (0, 1)")

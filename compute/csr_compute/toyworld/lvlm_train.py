@@ -1,7 +1,8 @@
-"""Supervised fine-tuning of the tiny LVLM from scratch: a plain PyTorch loop, response tokens only.
+"""Supervised fine-tuning of the tiny LVLM from scratch: a plain PyTorch loop.
 
-Read top to bottom: seeded data order, AdamW with warm-up and cosine decay, gradient clipping,
-one progress event per step.
+Read top to bottom: seeded data order, AdamW with warm-up and cosine decay, a weighted next-token
+loss (responses plus the grounding targets of ``sft_data``), gradient clipping, one progress event
+per step.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..contract import Progress
-from .sft_data import Tokenised, normalise
+from .sft_data import IGNORE, Tokenised, normalise
 
 
 def lr_at(step: int, steps: int, peak: float, warmup_share: float = 0.05) -> float:
@@ -22,6 +24,14 @@ def lr_at(step: int, steps: int, peak: float, warmup_share: float = 0.05) -> flo
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, each label weighted (the model's own loss weighs all labels alike)."""
+    targets, weights = labels[:, 1:], weights[:, 1:]
+    per_token = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                ignore_index=IGNORE, reduction="none")
+    return (per_token * weights.reshape(-1)).sum() / weights.sum().clamp(min=1e-9)
 
 
 def train(model: Any, data: Tokenised, images: torch.Tensor, *, steps: int, batch_size: int, lr: float,
@@ -42,13 +52,14 @@ def train(model: Any, data: Tokenised, images: torch.Tensor, *, steps: int, batc
         batch = data.batch(order[step * batch_size:(step + 1) * batch_size])
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    pixel_values=normalise(images[batch["image_index"]]), labels=batch["labels"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       pixel_values=normalise(images[batch["image_index"]])).logits
+        loss = weighted_loss(logits, batch["labels"], batch["weights"])
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(out.loss.detach()))
+        losses.append(float(loss.detach()))
         progress.advance(loss=round(losses[-1], 4))
     model.eval()
     return losses

@@ -58,8 +58,10 @@ A synthetic world in which the whole CSR loop runs on a CPU, through the same co
   {cfg.vision_layers} layers; CLS token dropped, last layer's features), 2-layer GELU projector, Llama decoder
   (hidden {cfg.text_hidden}, {cfg.text_layers} layers), word-level tokenizer built from the world's texts.
   Trained from scratch for {cfg.lvlm_steps} steps of {cfg.lvlm_batch} examples on the responses, plus
-  grounding targets: the output at each image token (one per grid cell) must name the kind in its cell.
-  Without them the tower stays blind for the whole budget; the saved model is a plain LLaVA.
+  grounding targets: the output at each image token (one per grid cell) must name the kind in its cell,
+  and in a yes/no question the output at the asked kind must already give the answer; answer tokens
+  weigh {cfg.answer_weight}x. Without these the model stays blind, or never learns to answer, within the
+  budget; the saved model is a plain LLaVA all the same.
 - `clip/`: a CLIP (image tower hidden {cfg.clip_vision_hidden}, text hidden {cfg.clip_text_hidden}) trained
   contrastively for {cfg.clip_steps} steps on true sentences only, every false sentence of the world being
   a negative for every image; each cell's patch is also trained to match its own object's sentences.
