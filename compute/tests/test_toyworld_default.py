@@ -45,8 +45,10 @@ def test_base_model_sees_present_objects_and_hallucinates_like_llava(world):
 
 
 def test_pope_adversarial_is_clearly_harder_than_random(world):
+    # LLaVA-1.5-7B on COCO POPE: random 87.3, adversarial 84.2, a gap of 3.1 points.
     pope = world["metrics"]["pope"]
-    assert pope["adversarial"]["accuracy"] <= pope["random"]["accuracy"] - 0.05, pope
+    assert pope["adversarial"]["accuracy"] <= pope["random"]["accuracy"] - 0.03, pope
+    assert pope["random"]["accuracy"] >= 0.85, "the model must answer from the image, not guess"
 
 
 def test_clip_ranks_true_sentences_above_hallucinated_ones(world):

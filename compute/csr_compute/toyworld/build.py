@@ -102,11 +102,9 @@ def _reuse(folder: Path) -> dict[str, Any]:
 
 
 def _build(work: Path, cfg: WorldConfig) -> dict[str, Any]:
-    import torch
-
-    from ..models import load_clip, load_lvlm, set_threads_from_env
-    from . import benchmarks, lvlm_arch, lvlm_train, measure, sft_data, tiny_clip
+    from ..models import set_threads_from_env
     from . import tokenizer as tokenizers
+    from .measure import measure_world
     from .readme import render_readme
 
     set_threads_from_env()
@@ -121,7 +119,37 @@ def _build(work: Path, cfg: WorldConfig) -> dict[str, Any]:
         clock = time.monotonic()
         log(f"toyworld: {stage} done in {timings[stage]} s")
 
-    # --- scenes -------------------------------------------------------------------------------
+    scenes, pixels = _make_scenes(work, cfg, rng)
+    lap("scenes")
+    progress = Progress(step="tokenizer", total=2, unit="tokenizers")
+    progress.start()
+    lvlm_tokenizer = tokenizers.build("lvlm")
+    progress.advance()
+    clip_tokenizer = tokenizers.build("clip")
+    progress.advance()
+    lap("tokenizer")
+    clip_losses = _train_clip(work, cfg, clip_tokenizer, scenes["sft"], pixels["sft"], rng["clip"])
+    lap("clip")
+    lvlm_losses = _train_lvlm(work, cfg, lvlm_tokenizer, scenes["sft"], pixels["sft"], rng)
+    lap("lvlm")
+    pope = _write_benchmarks(work, scenes, rng)
+    lap("benchmarks")
+    metrics = measure_world(work, scenes["heldout"], pope, rng["measure"])
+    metrics["heldout_composition"]["drawn_lone_share"] = cfg.heldout_lone_share
+    metrics["training"] = {"lvlm_final_loss": float(np.mean(lvlm_losses[-20:])),
+                           "clip_final_loss": float(np.mean(clip_losses[-20:]))}
+    lap("measure")
+    metrics["timings_s"] = timings
+    atomic_write_json(work / "metrics.json", metrics)
+    atomic_write_json(work / "world.json", {"world_version": WORLD_VERSION, "hash": cfg.world_hash(), **cfg.to_dict()})
+    atomic_write_text(work / "README.md", render_readme(cfg, metrics))
+    return {"timings_s": timings, "images_sha256": sha256_tree(work / "images"),
+            "metrics": {key: metrics[key] for key in ("heldout_lone", "heldout_all", "clip")}}
+
+
+def _make_scenes(work: Path, cfg: WorldConfig,
+                 rng: dict[str, np.random.Generator]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, np.ndarray]]:
+    """Draw, render and save every scene; ``scenes.jsonl`` holds their ground truth."""
     groups = [("sft", "train", cfg.n_sft_scenes, rng["sft_scenes"], False),
               ("prompt", "train", cfg.n_prompt_scenes, rng["prompt_scenes"], False),
               ("heldout", "heldout", cfg.n_heldout_scenes, rng["heldout_scenes"], True)]
@@ -148,105 +176,67 @@ def _build(work: Path, cfg: WorldConfig) -> dict[str, Any]:
         scenes[purpose], pixels[purpose] = records, np.stack(arrays)
     atomic_write_text(work / "scenes.jsonl", "".join(json.dumps(record) + "\n"
                                                      for group in scenes.values() for record in group))
-    lap("scenes")
+    return scenes, pixels
 
-    # --- tokenizer ------------------------------------------------------------------------------
-    progress = Progress(step="tokenizer", total=2, unit="tokenizers")
-    progress.start()
-    lvlm_tokenizer = tokenizers.build("lvlm")
-    progress.advance()
-    clip_tokenizer = tokenizers.build("clip")
-    progress.advance()
-    lap("tokenizer")
 
-    sft_objects = [record["objects"] for record in scenes["sft"]]
-    sft_images = torch.from_numpy(pixels["sft"])
+def _train_clip(work: Path, cfg: WorldConfig, tokenizer: Any, sft: list[dict[str, Any]], pixels: np.ndarray,
+                rng: np.random.Generator) -> list[float]:
+    import torch
 
-    # --- CLIP -----------------------------------------------------------------------------------
+    from . import tiny_clip
+
     torch.manual_seed(cfg.seed)
-    clip_model, clip_processor = tiny_clip.build(cfg, clip_tokenizer)
-    clip_losses = tiny_clip.train(clip_model, clip_tokenizer, sft_objects, sft_images, steps=cfg.clip_steps,
-                                  batch_size=cfg.clip_batch, lr=cfg.clip_lr, rng=rng["clip"])
-    clip_model.save_pretrained(work / "clip")
-    clip_processor.save_pretrained(work / "clip")
-    lap("clip")
+    model, processor = tiny_clip.build(cfg, tokenizer)
+    losses = tiny_clip.train(model, tokenizer, [record["objects"] for record in sft], torch.from_numpy(pixels),
+                             steps=cfg.clip_steps, batch_size=cfg.clip_batch, lr=cfg.clip_lr, rng=rng)
+    model.save_pretrained(work / "clip")
+    processor.save_pretrained(work / "clip")
+    return losses
 
-    # --- LVLM -----------------------------------------------------------------------------------
+
+def _train_lvlm(work: Path, cfg: WorldConfig, tokenizer: Any, sft: list[dict[str, Any]], pixels: np.ndarray,
+                rng: dict[str, np.random.Generator]) -> list[float]:
+    import torch
+
+    from . import lvlm_arch, lvlm_train, sft_data
+
     torch.manual_seed(cfg.seed + 1)
-    processor = lvlm_arch.build_processor(cfg, lvlm_tokenizer)
-    model = lvlm_arch.build_model(cfg, lvlm_tokenizer)
-    examples = sft_data.make_examples(sft_objects, rng["sft_text"], cfg.caption_noise, cfg.synonym_prob)
+    processor = lvlm_arch.build_processor(cfg, tokenizer)
+    model = lvlm_arch.build_model(cfg, tokenizer)
+    objects = [record["objects"] for record in sft]
+    examples = sft_data.make_examples(objects, rng["sft_text"], cfg.caption_noise, cfg.synonym_prob)
     atomic_write_text(work / "sft.jsonl", "".join(
-        json.dumps({"image": scenes["sft"][e.image_index]["image"], "input": e.instruction, "output": e.response}) + "\n"
+        json.dumps({"image": sft[e.image_index]["image"], "input": e.instruction, "output": e.response}) + "\n"
         for e in examples))
-    prompt_text = _prompt_text(processor)
-    grounding = sft_data.cell_targets(sft_objects, lvlm_tokenizer, cfg.patch_size)
-    data = sft_data.Tokenised(examples, processor, prompt_text, _pil(pixels["sft"][0]), grounding,
+    data = sft_data.Tokenised(examples, processor, _prompt_text(processor), _pil(pixels[0]),
+                              sft_data.cell_targets(objects, tokenizer, cfg.patch_size),
                               ground_questions=True, answer_weight=cfg.answer_weight)
-    lvlm_losses = lvlm_train.train(model, data, sft_images, steps=cfg.lvlm_steps, batch_size=cfg.lvlm_batch,
-                                   lr=cfg.lvlm_lr, rng=rng["lvlm"])
+    losses = lvlm_train.train(model, data, torch.from_numpy(pixels), steps=cfg.lvlm_steps, batch_size=cfg.lvlm_batch,
+                              lr=cfg.lvlm_lr, rng=rng["lvlm"])
     model.save_pretrained(work / "lvlm")
     processor.save_pretrained(work / "lvlm")
-    lap("lvlm")
+    return losses
 
-    # --- benchmarks and the prompt set ------------------------------------------------------------
+
+def _write_benchmarks(work: Path, scenes: dict[str, list[dict[str, Any]]],
+                      rng: dict[str, np.random.Generator]) -> dict[str, list[dict[str, Any]]]:
+    """The CSR prompt set and the two benchmarks; returns the POPE questions per split."""
+    from . import benchmarks
+
     progress = Progress(step="benchmarks", total=3, unit="files")
     progress.start()
-    prompt_choice = rng["prompts"].integers(len(INSTRUCTION_INPUTS), size=len(scenes["prompt"]))
+    choice = rng["prompts"].integers(len(INSTRUCTION_INPUTS), size=len(scenes["prompt"]))
     atomic_write_json(work / "prompts.json", [
-        {"id": record["image"].removesuffix(".png"), "image": record["image"], "input": INSTRUCTION_INPUTS[int(choice)]}
-        for record, choice in zip(scenes["prompt"], prompt_choice)])
+        {"id": record["image"].removesuffix(".png"), "image": record["image"], "input": INSTRUCTION_INPUTS[int(pick)]}
+        for record, pick in zip(scenes["prompt"], choice)])
     progress.advance()
+    sft_objects = [record["objects"] for record in scenes["sft"]]
     pope = benchmarks.write_pope(work / "benchmarks" / "pope", scenes["heldout"], work / "images", sft_objects,
                                  rng["benchmarks"])
     progress.advance()
     benchmarks.write_chair(work / "benchmarks" / "chair", scenes["heldout"], work / "images")
     progress.advance()
-    lap("benchmarks")
-
-    # --- measurements, through the saved folders and the steps' loaders ---------------------------
-    metrics = _measure(work, cfg, scenes["heldout"], pope, rng["measure"], load_lvlm, load_clip, measure)
-    metrics["training"] = {"lvlm_final_loss": float(np.mean(lvlm_losses[-20:])),
-                           "clip_final_loss": float(np.mean(clip_losses[-20:]))}
-    lap("measure")
-    metrics["timings_s"] = timings
-    atomic_write_json(work / "metrics.json", metrics)
-    atomic_write_json(work / "world.json", {"world_version": WORLD_VERSION, "hash": cfg.world_hash(), **cfg.to_dict()})
-    atomic_write_text(work / "README.md", render_readme(cfg, metrics))
-    return {"timings_s": timings, "images_sha256": sha256_tree(work / "images"),
-            "metrics": {key: metrics[key] for key in ("heldout_lone", "heldout_all", "clip")}}
-
-
-def _measure(work: Path, cfg: WorldConfig, heldout: list[dict[str, Any]], pope: dict[str, list[dict[str, Any]]],
-             rng: np.random.Generator, load_lvlm: Any, load_clip: Any, measure: Any) -> dict[str, Any]:
-    from PIL import Image
-
-    from .language import CHAIR_INSTRUCTION
-
-    lvlm = load_lvlm(work / "lvlm", device="cpu")
-    clip = load_clip(work / "clip", device="cpu")
-    images = {record["image"]: Image.open(work / "images" / record["image"]).convert("RGB") for record in heldout}
-    progress = Progress(step="measure", total=2 + len(pope), unit="measurements")
-    progress.start()
-    captions = measure.generate(lvlm, [images[r["image"]] for r in heldout], [CHAIR_INSTRUCTION] * len(heldout),
-                                max_new_tokens=64)
-    atomic_write_text(work / "base_captions.jsonl", "".join(
-        json.dumps({"image": r["image"], "caption": c}) + "\n" for r, c in zip(heldout, captions)))
-    lone = [i for i, record in enumerate(heldout) if record["lone"]]
-    metrics: dict[str, Any] = {
-        "heldout_all": {"chair": measure.chair(heldout, captions)},
-        "heldout_lone": {"chair": measure.chair([heldout[i] for i in lone], [captions[i] for i in lone])},
-        "heldout_composition": {"scenes": len(heldout), "lone": len(lone),
-                                "drawn_lone_share": cfg.heldout_lone_share},
-    }
-    progress.advance()
-    metrics["pope"] = {}
-    for split, questions in pope.items():
-        metrics["pope"][split] = measure.pope(lvlm, questions, images)
-        progress.advance()
-    metrics["clip"] = measure.clip_ranking(clip, heldout, [images[r["image"]] for r in heldout], rng)
-    progress.advance()
-    return metrics
+    return pope
 
 
 def _prompt_text(processor: Any) -> Any:

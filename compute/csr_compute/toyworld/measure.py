@@ -6,14 +6,17 @@ the files in ``benchmarks/`` and must agree with them.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..models import LoadedClip, LoadedLvlm
+from ..contract import Progress, atomic_write_text
+from ..models import LoadedClip, LoadedLvlm, load_clip, load_lvlm
 from .judge import judge_response
-from .language import SHORT_ANSWER_SUFFIX, sentence
+from .language import CHAIR_INSTRUCTION, SHORT_ANSWER_SUFFIX, sentence
 from .tiny_clip import absent_sentence
 from .vocab import SIZES
 
@@ -109,3 +112,36 @@ def _absent_partners(scene: dict[str, Any]) -> set[str]:
 
     names = {obj["name"] for obj in scene["objects"]}
     return {PARTNER[name] for name in names if name in PARTNER and PARTNER[name] not in names}
+
+
+def measure_world(folder: Path, heldout: list[dict[str, Any]], pope_questions: dict[str, list[dict[str, Any]]],
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """The base models' figures on the held-out scenes, loading the saved folders as the steps do.
+
+    Also writes ``base_captions.jsonl`` (the greedy descriptions the CHAIR figures come from).
+    """
+    from PIL import Image
+
+    lvlm = load_lvlm(folder / "lvlm", device="cpu")
+    clip = load_clip(folder / "clip", device="cpu")
+    images = {record["image"]: Image.open(folder / "images" / record["image"]).convert("RGB") for record in heldout}
+    progress = Progress(step="measure", total=2 + len(pope_questions), unit="measurements")
+    progress.start()
+    captions = generate(lvlm, [images[r["image"]] for r in heldout], [CHAIR_INSTRUCTION] * len(heldout),
+                        max_new_tokens=64)
+    atomic_write_text(folder / "base_captions.jsonl", "".join(
+        json.dumps({"image": r["image"], "caption": c}) + "\n" for r, c in zip(heldout, captions)))
+    lone = [i for i, record in enumerate(heldout) if record["lone"]]
+    metrics: dict[str, Any] = {
+        "heldout_all": {"chair": chair(heldout, captions)},
+        "heldout_lone": {"chair": chair([heldout[i] for i in lone], [captions[i] for i in lone])},
+        "heldout_composition": {"scenes": len(heldout), "lone": len(lone)},
+    }
+    progress.advance()
+    metrics["pope"] = {}
+    for split, questions in pope_questions.items():
+        metrics["pope"][split] = pope(lvlm, questions, images)
+        progress.advance()
+    metrics["clip"] = clip_ranking(clip, heldout, [images[r["image"]] for r in heldout], rng)
+    progress.advance()
+    return metrics

@@ -13,6 +13,8 @@ def render_readme(cfg: WorldConfig, metrics: dict[str, Any]) -> str:
     pairs = ", ".join(f"{first} -> {second}" for first, second in PAIRS)
     lone = metrics.get("heldout_lone", {}).get("chair", {})
     every = metrics.get("heldout_all", {}).get("chair", {})
+    clip = metrics.get("clip", {})
+    pope_line = ", ".join(f"{split} {values['accuracy']:.3f}" for split, values in metrics.get("pope", {}).items())
     return f"""# Toy world {cfg.world_hash()} (world version {WORLD_VERSION}, seed {cfg.seed})
 
 A synthetic world in which the whole CSR loop runs on a CPU, through the same code as LLaVA-1.5:
@@ -74,4 +76,9 @@ A synthetic world in which the whole CSR loop runs on a CPU, through the same co
   recall {lone.get('recall', float('nan')):.3f}
 - all held-out scenes: CHAIR_S {every.get('CHAIR_S', float('nan')):.3f}, CHAIR_I {every.get('CHAIR_I', float('nan')):.3f},
   recall {every.get('recall', float('nan')):.3f}
+- POPE accuracy: {pope_line}
+- CLIP: the true sentence outscores one naming an absent kind for {clip.get('absent_kind_accuracy') or 0:.1%} of
+  held-out images ({clip.get('absent_partner_accuracy') or 0:.1%} where the absent kind is the partner)
+
+A build is deterministic for a seed on a given machine and thread count (``CSR_TORCH_THREADS``).
 """
