@@ -9,6 +9,8 @@
  */
 'use strict';
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
@@ -38,32 +40,45 @@ const count = (text, pattern) => {
   return total;
 };
 
-/** Counts from ava's default reporter's closing lines. */
+/**
+ * Counts from ava's default reporter: one "✔" line per passed test and one "✘" line per failed one
+ * (its closing summary names only the failures when there are any, so it cannot give the passes).
+ */
 function avaCounts({ code, output }) {
-  const tail = output.split('\n').slice(-40).join('\n');
-  const passed = count(tail, /(\d+) tests? passed/g);
-  let failed = count(tail, /(\d+) tests? failed/g) + count(tail, /(\d+) uncaught exceptions?/g) + count(tail, /(\d+) unhandled rejections?/g);
-  const skipped = count(tail, /(\d+) tests? skipped/g) + count(tail, /(\d+) tests? todo/g);
+  const lines = (pattern) => (output.match(pattern) || []).length;
+  const passed = lines(/^\s*✔ (?!\[expected fail\])/gm);
+  const summary = (what) => new RegExp(`^\\s*(\\d+) ${what}\\s*$`, 'gm');
+  let failed = Math.max(lines(/^\s*✘ /gm), count(output, summary('tests? failed'))) +
+    count(output, summary('uncaught exceptions?')) + count(output, summary('unhandled rejections?'));
+  const skipped = count(output, summary('tests? skipped')) + count(output, summary('tests? todo'));
   if (code !== 0 && failed === 0) failed = 1; // a crash or timeout with no per-test verdict still fails
   return { passed, failed, skipped };
 }
 
-/** Counts from pytest's closing line, e.g. "12 passed, 1 failed, 2 skipped in 30.1s". */
-function pytestCounts({ code, output }) {
-  const lines = output.trim().split('\n');
-  const last = [...lines].reverse().find((l) => / in [\d.]+s/.test(l)) || '';
-  const pick = (word) => Number((new RegExp(`(\\d+) ${word}`).exec(last) || [0, 0])[1]);
-  const passed = pick('passed');
-  let failed = pick('failed') + pick('errors?');
-  const skipped = pick('skipped');
-  if (code !== 0 && code !== 5 && failed === 0) failed = 1; // 5 = no tests collected, not a failure by itself
-  return { passed, failed, skipped };
+/**
+ * Counts from the JUnit XML report pytest writes: its closing line depends on the verbosity that
+ * compute/pyproject.toml's addopts add to ours (at -qq it is not printed at all), the report does not.
+ */
+function pytestCounts(reportFile) {
+  return ({ code }) => {
+    let text = '';
+    try {
+      text = fs.readFileSync(reportFile, 'utf8');
+    } catch {
+      // no report: pytest did not get as far as running tests
+    }
+    const suite = /<testsuite\b[^>]*>/.exec(text)?.[0] || '';
+    const attribute = (name) => Number((new RegExp(`\\b${name}="(\\d+)"`).exec(suite) || [0, 0])[1]);
+    const skipped = attribute('skipped');
+    let failed = attribute('failures') + attribute('errors');
+    const passed = attribute('tests') - failed - skipped;
+    if (code !== 0 && code !== 5 && failed === 0) failed = 1; // 5 = no tests collected, not a failure by itself
+    return { passed, failed, skipped };
+  };
 }
 
 /** Build (or find cached) the default toy world once, so both suites share it instead of building their own. */
 async function prebuildToyworld(toyworldRoot) {
-  const fs = require('node:fs');
-  const os = require('node:os');
   const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-toyworld-')), 'spec.json');
   fs.writeFileSync(specFile, JSON.stringify({ out_root: toyworldRoot, seed: 0 }));
   const started = Date.now();
@@ -109,6 +124,7 @@ async function prebuildToyworld(toyworldRoot) {
     totals.failed += 1;
   }
   const suites = [];
+  const pytestReport = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-pytest-')), 'report.xml');
   if (only !== 'py') {
     suites.push(['ava (TypeScript)', path.join(root, 'node_modules', '.bin', 'ava'), [], {}, avaCounts]);
   }
@@ -116,9 +132,9 @@ async function prebuildToyworld(toyworldRoot) {
     suites.push([
       'pytest (Python)',
       path.join(venv, 'bin', 'python'),
-      ['-m', 'pytest', 'compute/tests', '-q', '-p', 'no:cacheprovider'],
+      ['-m', 'pytest', 'compute/tests', '-p', 'no:cacheprovider', `--junitxml=${pytestReport}`],
       { HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', PYTHONUNBUFFERED: '1' },
-      pytestCounts,
+      pytestCounts(pytestReport),
     ]);
   }
   for (const [name, command, commandArgs, env, parse] of suites) {

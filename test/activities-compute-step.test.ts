@@ -255,7 +255,8 @@ test.serial('skip-if-done: an unchanged finished step returns its manifest witho
     const result: StepResult = await (await start(t, { step: 'probe', spec }, options)).result();
     t.true(result.skipped);
     t.is(result.itemsTotal, 2);
-    t.is(result.itemsComputed, 2);
+    t.is(result.itemsComputed, 0, 'this attempt computed nothing');
+    t.is(result.itemsReused, 2, 'every item of a skipped step is reused');
     t.deepEqual(result.stats, { loss: 0.125, pairs: 2 });
     t.regex(result.manifestSha256 ?? '', /^[0-9a-f]{64}$/);
     t.false(fs.existsSync(path.join(outDir, 'logs')), 'nothing was launched');

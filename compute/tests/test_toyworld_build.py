@@ -189,7 +189,9 @@ def test_saved_folders_load_through_the_steps_loaders_and_generate(world):
     inputs = lvlm.processor(images=[image, image], text=[prompt, lvlm.prompt_text("What's happening in the scene?")],
                             padding=True, return_tensors="pt")
     image_token = lvlm.model.config.image_token_id
-    assert ((inputs["input_ids"] == image_token).sum(dim=1) == 16).all(), "one <image> token per 16x16 patch"
+    vision = lvlm.model.config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    assert ((inputs["input_ids"] == image_token).sum(dim=1) == patches).all(), "one <image> token per patch"
     output = lvlm.model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert output.shape[0] == 2 and output.shape[1] > inputs["input_ids"].shape[1]
     assert lvlm.tokenizer.padding_side == "left"
