@@ -14,10 +14,12 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 CONTRACT_VERSION = 1
 EXIT_CODES: dict[str, Any] = json.loads((Path(__file__).with_name("exit_codes.json")).read_text())
@@ -92,6 +94,28 @@ class Progress:
         emit("progress", step=self.step, done=self.done, total=self.total, reused=self.reused,
              unit=self.unit, rate=round(rate, 3), eta_s=None if eta is None else round(eta, 1),
              elapsed_s=round(elapsed, 1), **self.extra)
+
+
+@contextmanager
+def repeat_while(interval_s: float, action: Callable[[], None], name: str) -> Iterator[None]:
+    """Call ``action`` every ``interval_s`` seconds on a daemon thread while the block runs.
+
+    Loading a 7B model, saving a checkpoint or generating one large batch can take minutes with no
+    natural progress point; this keeps the step's heartbeats coming meanwhile.
+    """
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(interval_s):
+            action()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

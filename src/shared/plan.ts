@@ -44,6 +44,8 @@ export function generateSteps(config: CsrConfig, paths: RunPaths, iteration: num
       images_dir: paths.imagesDir,
       shard: { index, count: config.workers.gpu_shards },
       params: config.generate,
+      // Calibrated pruning (the paper's) scores every depth's sentences with CLIP while the tree grows.
+      ...(config.generate.prune_by === 'calibrated' ? { clip: paths.clip, reward: config.reward } : {}),
       seed: config.seed + iteration,
       device: 'auto',
     },

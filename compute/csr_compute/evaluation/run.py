@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..contract import JsonlStore, Progress, SpecError, atomic_write_json, log, require, write_manifest
+from ..contract import (JsonlStore, Progress, SpecError, atomic_write_json, log, repeat_while, require,
+                        write_manifest)
 from .generation import find_image, generate_batch, open_image
 from .judge import Judge
 from .registry import Benchmark, Dataset, ScoreContext, get_benchmark, load_dataset
@@ -113,23 +114,15 @@ class _Beat:
 
     @contextmanager
     def during(self, phase: str) -> Iterator[None]:
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(HEARTBEAT_S):
-                with self.lock:
-                    self.progress.start()  # start() emits unthrottled: a plain "still alive" event here
+        def alive() -> None:
+            with self.lock:
+                self.progress.start()  # start() emits unthrottled: a plain "still alive" event here
 
         with self.lock:
             self.progress.extra["phase"] = phase
             self.progress.start()
-        thread = threading.Thread(target=beat, name=f"evaluate-{phase}", daemon=True)
-        thread.start()
-        try:
+        with repeat_while(HEARTBEAT_S, alive, name=f"evaluate-{phase}"):
             yield
-        finally:
-            stop.set()
-            thread.join()
 
 
 def _answer(config: EvaluateConfig, benchmark: Benchmark, dataset: Dataset, data_dir: Path, store: JsonlStore,

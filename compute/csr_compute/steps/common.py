@@ -12,13 +12,12 @@ import hashlib
 import json
 import os
 import random
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
 
-from ..contract import MissingInputError, Progress, SpecError, emit, sha256_file
+from ..contract import MissingInputError, Progress, SpecError, emit, repeat_while, sha256_file
 
 T = TypeVar("T")
 
@@ -225,24 +224,10 @@ def beat(progress: Progress, phase: str, **extra: Any) -> None:
 
 @contextmanager
 def heartbeat(progress: Progress, phase: str, interval_s: float = 5.0) -> Iterator[None]:
-    """Progress events before, every ``interval_s`` during, and after a long blocking call.
-
-    Loading a 7B model or saving a checkpoint can take minutes with no natural progress points; a
-    daemon thread keeps the step visibly alive meanwhile.
-    """
-    stop = threading.Event()
+    """Progress events before, every ``interval_s`` during, and after a long blocking call."""
     started = time.monotonic()
-
-    def run() -> None:
-        while not stop.wait(interval_s):
-            beat(progress, phase, phase_elapsed_s=round(time.monotonic() - started, 1))
-
     beat(progress, f"{phase}:start")
-    thread = threading.Thread(target=run, name=f"heartbeat-{phase}", daemon=True)
-    thread.start()
-    try:
+    with repeat_while(interval_s, lambda: beat(progress, phase, phase_elapsed_s=round(time.monotonic() - started, 1)),
+                      name=f"heartbeat-{phase}"):
         yield
-    finally:
-        stop.set()
-        thread.join()
     beat(progress, f"{phase}:done", phase_elapsed_s=round(time.monotonic() - started, 1))
