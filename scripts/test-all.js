@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
- * Every suite, one verdict: ava (TypeScript) then pytest (Python), each against real servers its own
- * harness starts on free ports. Prints each runner's output as it comes, then the plain closing line
- * `N passed, N failed` (with `, N skipped` when any) counting all suites together; exits non-zero
- * when anything failed.
+ * Every suite, one verdict: ava (TypeScript), the end-to-end workflow tests, then pytest (Python), each
+ * against real servers its own harness starts on free ports. Prints each runner's output as it comes,
+ * then the plain closing line `N passed, N failed` (with `, N skipped` when any) counting all suites
+ * together; exits non-zero when anything failed.
  *
- *   node scripts/test-all.js [--only ts|py] [-- extra args for the runner]
+ *   node scripts/test-all.js [--only ts|py]
  */
 'use strict';
 const { spawn } = require('node:child_process');
@@ -126,7 +126,10 @@ async function prebuildToyworld(toyworldRoot) {
   const suites = [];
   const pytestReport = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'csr-pytest-')), 'report.xml');
   if (only !== 'py') {
-    suites.push(['ava (TypeScript)', path.join(root, 'node_modules', '.bin', 'ava'), [], {}, avaCounts]);
+    const ava = path.join(root, 'node_modules', '.bin', 'ava');
+    suites.push(['ava (TypeScript)', ava, [], {}, avaCounts]);
+    // The workflow tests run real compute on the toy world: alone, so that no other suite competes for the cores.
+    suites.push(['ava (workflows end to end)', ava, ['--timeout=15m', 'test/slow/workflows.test.ts'], {}, avaCounts]);
   }
   if (only !== 'ts') {
     suites.push([

@@ -123,6 +123,11 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
       // Steps get cancelled at once on shutdown; the force time only bounds a kill that hangs.
       shutdownGraceTime: 0,
       shutdownForceTime: options.killGraceMs + 30_000,
+      // Steps heartbeat on their own timer (activities.heartbeat_every). Left to the SDK's throttle
+      // (0.8 x the heartbeat timeout, up to 60 s), progress in `csr status` and the cancellation that
+      // comes back with a heartbeat's reply would lag by as much; a step's heartbeat goes out at once.
+      maxHeartbeatThrottleInterval: 1_000,
+      defaultHeartbeatThrottleInterval: 1_000,
     };
     const started: StartedWorker[] = [];
     try {

@@ -2,9 +2,22 @@
 import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/temporal';
 import { quickQuery, viewRun, type RunView } from '../client/progress';
-import type { RunStatus } from '../shared/run-types';
+import type { RunStatus, StepSummary } from '../shared/run-types';
 import { summaryTable } from './follow';
 import { metric, seconds, table, uiLinks } from './output';
+
+/** One step's state and item counts, in the snake_case names of the step manifests. */
+function stepCounts(s: StepSummary) {
+  return {
+    step: s.step,
+    label: s.label,
+    state: s.state,
+    items_total: s.itemsTotal,
+    items_reused: s.itemsReused,
+    items_computed: s.itemsComputed,
+    wall_seconds: s.wallSeconds,
+  };
+}
 
 /** The machine-readable status: state, iterations, each step's item counts, latest eval metrics. */
 export function statusJson(view: RunView) {
@@ -26,29 +39,14 @@ export function statusJson(view: RunView) {
       iteration: h.iteration,
       model: h.model,
       improved: h.improved,
-      steps: h.steps.map((s) => ({
-        step: s.step,
-        label: s.label,
-        state: s.state,
-        items_total: s.itemsTotal,
-        items_reused: s.itemsReused,
-        items_computed: s.itemsComputed,
-        wall_seconds: s.wallSeconds,
-      })),
+      steps: h.steps.map(stepCounts),
       metrics: h.metrics,
       stats: h.stats,
     })),
     inProgress: view.iteration
       ? {
           iteration: view.iteration.iteration,
-          steps: view.iteration.steps.map((s) => ({
-            step: s.step,
-            label: s.label,
-            state: s.state,
-            items_total: s.itemsTotal,
-            items_reused: s.itemsReused,
-            items_computed: s.itemsComputed,
-          })),
+          steps: view.iteration.steps.map(stepCounts),
           activities: view.activities,
         }
       : undefined,

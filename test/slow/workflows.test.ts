@@ -6,6 +6,7 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -36,9 +37,48 @@ const test = anyTest as TestFn<Context>;
 const workflowsPath = require.resolve('../../workflows');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function tinyInput(runKey: string): CsrRunInput {
+function tinyInput(runKey: string, adjust: (config: CsrRunInput['config']) => void = () => undefined): CsrRunInput {
   const config = loadConfig(path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml'));
+  adjust(config);
   return { config, configHash: configHash(config), runKey, nextIteration: 0, history: [] };
+}
+
+function lineCount(file: string): number {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.trim()).length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A generate shard of the run's first iteration that has written some of its prompts and not finished.
+ * Read from the shard's own files, not from heartbeats: on the toy world a shard takes seconds, and
+ * the SDK throttles heartbeats to a fraction of the heartbeat timeout.
+ */
+function shardHalfWay(env: CsrEnv, runKey: string, shards: number): string | undefined {
+  for (let index = 0; index < shards; index++) {
+    const dir = path.join(env.artifactsDir, runKey, 'iter-01', 'generate', `shard-${index}`);
+    const done = lineCount(path.join(dir, 'trees.jsonl'));
+    if (done >= 1 && !fs.existsSync(path.join(dir, 'manifest.json'))) return `shard-${index}`;
+  }
+  return undefined;
+}
+
+/** A live `python -m csr_compute` process whose spec lies under `dir` (Linux: read from /proc). */
+function computeProcessUnder(dir: string): { pid: number; outDir: string } | undefined {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const spec = args[args.indexOf('--spec') + 1];
+    if (args.includes('csr_compute') && spec?.startsWith(dir + path.sep)) return { pid: Number(entry), outDir: path.dirname(spec) };
+  }
+  return undefined;
 }
 
 /** In-process workers: the CPU worker (workflows, light activities) and optionally one GPU stand-in. */
@@ -70,12 +110,12 @@ function workerProcess(t: { context: Context }): ChildProcess {
   return child;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 600_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 600_000, everyMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe();
     if (value !== undefined) return value;
-    await sleep(500);
+    await sleep(everyMs);
   }
   throw new Error(`timed out waiting for ${what}`);
 }
@@ -86,14 +126,6 @@ async function runStatus(client: Client, id: string): Promise<RunStatus | undefi
   } catch {
     return undefined;
   }
-}
-
-/** The heartbeat of a running step of the run's current iteration that matches `step`. */
-async function runningStep(client: Client, id: string, step: string, minDone = 0) {
-  const status = await runStatus(client, id);
-  if (!status?.currentChildId) return undefined;
-  const activities = await pendingActivities(client, status.currentChildId).catch(() => []);
-  return activities.find((a) => a.step === step && (a.done ?? 0) >= minDone && a.total !== undefined && (a.done ?? 0) < a.total);
 }
 
 function pidAlive(pid: number): boolean {
@@ -204,9 +236,15 @@ test.serial('a GPU worker killed mid-generate: a retry elsewhere finishes the ru
   const cpu = await inProcessWorkers(t, 0);
   let gpu = workerProcess(t);
   try {
-    const input = tinyInput(`tiny-kill-${Date.now()}`);
+    // 16 prompts per shard, one at a time: the shard runs long enough to be killed half-way.
+    const input = tinyInput(`tiny-kill-${Date.now()}`, (config) => {
+      config.prompts.limit = 32;
+    });
     const handle = await client.workflow.start('csrRun', { taskQueue: CPU_QUEUE, workflowId: input.runKey, args: [input] });
-    const victim = await waitFor('generate to be half-way', () => runningStep(client, handle.workflowId, 'generate', 1));
+    const shards = input.config.workers.gpu_shards;
+    const victim = {
+      label: await waitFor('generate to be half-way', async () => shardHalfWay(t.context.env, input.runKey, shards), 600_000, 100),
+    };
     gpu.kill('SIGKILL');
     await new Promise((resolve) => gpu.once('exit', resolve));
     gpu = workerProcess(t);
@@ -225,7 +263,9 @@ test.serial('cancelling a run kills its compute processes; pause holds the next 
   const { client } = t.context.testEnv;
   const workers = await inProcessWorkers(t, 1);
   try {
-    const input = tinyInput(`tiny-cancel-${Date.now()}`);
+    const input = tinyInput(`tiny-cancel-${Date.now()}`, (config) => {
+      config.prompts.limit = 32; // a generate shard long enough to be cancelled half-way
+    });
     const handle: WorkflowHandle = await client.workflow.start('csrRun', {
       taskQueue: CPU_QUEUE,
       workflowId: input.runKey,
@@ -252,26 +292,15 @@ test.serial('cancelling a run kills its compute processes; pause holds the next 
     await handle.signal('resume');
     await client.workflow.getHandle(status.currentChildId!).signal('resume');
 
-    // Cancel while a compute step runs; its whole process group must be gone afterwards.
-    const running = await waitFor('a running compute step', async () => {
-      const s = await runStatus(client, handle.workflowId);
-      if (!s?.currentChildId) return undefined;
-      const activities = await pendingActivities(client, s.currentChildId).catch(() => []);
-      const raw = activities.find((a) => a.step !== 'checking' && a.done !== undefined);
-      if (!raw) return undefined;
-      const description = await client.workflow.getHandle(s.currentChildId).describe();
-      const pending = description.raw.pendingActivities?.[0];
-      const payload = pending?.heartbeatDetails?.payloads?.[0];
-      const details = payload
-        ? client.options.loadedDataConverter.payloadConverter.fromPayload<{ pid: number | null }>(payload as never)
-        : undefined;
-      return details?.pid ? details.pid : undefined;
-    });
-    t.true(pidAlive(running));
+    // Cancel while a generate shard runs; its whole process group must be gone afterwards.
+    const generateDir = path.join(t.context.env.artifactsDir, input.runKey, 'iter-01', 'generate');
+    const running = await waitFor('a running generate step', async () => computeProcessUnder(generateDir), 600_000, 100);
+    t.true(pidAlive(running.pid));
     await handle.cancel();
     await t.throwsAsync(handle.result());
-    await waitFor('the compute process to be gone', async () => (pidAlive(running) ? undefined : true), 30_000);
-    t.false(pidAlive(running));
+    await waitFor('the compute process to be gone', async () => (pidAlive(running.pid) ? undefined : true), 30_000);
+    t.false(pidAlive(running.pid));
+    t.false(fs.existsSync(path.join(running.outDir, 'manifest.json')), 'the step was stopped, not left to finish');
   } finally {
     await workers.shutdown();
   }
