@@ -59,6 +59,9 @@ export interface SearchRunsInput {
   runViewType?: 'ACTIVE_ONLY' | 'DELETED_ONLY' | 'ALL';
 }
 
+/** How long a caller that created a run waits before it looks for racers' runs once more. */
+const RACE_SETTLE_MS = 500;
+
 /** Typed client of one MLflow tracking server's REST API. */
 export class MlflowClient {
   private readonly transport: Transport;
@@ -226,7 +229,9 @@ export class MlflowClient {
    *
    * A retried create can make a second run when the first answer was lost; after creating, the
    * runs with the key are searched again and all callers settle on the oldest one (ties: lowest
-   * run id), deleting their own if it lost.
+   * run id), deleting their own if it lost. A caller that finds only its own run looks once more
+   * after {@link RACE_SETTLE_MS}: a racer's create may still have been in flight, and its run may be
+   * the older one.
    */
   async findOrCreateRun(input: FindOrCreateRunInput): Promise<Run> {
     const byKey = tagEquals(IDEMPOTENCY_TAG, input.idempotencyKey);
@@ -237,7 +242,11 @@ export class MlflowClient {
       ...input,
       tags: { ...input.tags, [IDEMPOTENCY_TAG]: input.idempotencyKey },
     });
-    const winner = (await find()) ?? created;
+    let winner = (await find()) ?? created;
+    if (winner.info.runId === created.info.runId) {
+      await new Promise((resolve) => setTimeout(resolve, RACE_SETTLE_MS));
+      winner = (await find()) ?? created;
+    }
     if (winner.info.runId !== created.info.runId) await this.deleteRun(created.info.runId);
     return this.checkParent(winner, input);
   }
