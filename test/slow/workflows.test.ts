@@ -1,8 +1,9 @@
 /**
  * The CSR workflows end to end on a real Temporal dev server, a real MLflow server and real compute
- * on the toy world (test/fixtures/tiny-toy.yaml: 8 prompts, one iteration). Covered: a run that
- * fails for good and is resumed without redoing finished steps, MLflow logging, replay of the
- * recorded histories, a GPU worker killed mid-generate, cancellation, and pause/resume.
+ * on the toy world (test/fixtures/tiny-toy.yaml: one iteration of 8 prompts, 32 where a test must
+ * catch a step half-way). Covered: a run that fails for good and is resumed without redoing finished
+ * steps, MLflow logging, replay of the recorded histories, a GPU worker killed mid-generate,
+ * cancellation, and pause/resume.
  */
 import anyTest, { type TestFn } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -53,8 +54,8 @@ function lineCount(file: string): number {
 
 /**
  * A generate shard of the run's first iteration that has written some of its prompts and not finished.
- * Read from the shard's own files, not from heartbeats: on the toy world a shard takes seconds, and
- * the SDK throttles heartbeats to a fraction of the heartbeat timeout.
+ * Read from the shard's own files, not from heartbeats: on the toy world a shard takes seconds, only a
+ * few heartbeat intervals.
  */
 function shardHalfWay(env: CsrEnv, runKey: string, shards: number): string | undefined {
   for (let index = 0; index < shards; index++) {
@@ -242,14 +243,12 @@ test.serial('a GPU worker killed mid-generate: a retry elsewhere finishes the ru
     });
     const handle = await client.workflow.start('csrRun', { taskQueue: CPU_QUEUE, workflowId: input.runKey, args: [input] });
     const shards = input.config.workers.gpu_shards;
-    const victim = {
-      label: await waitFor('generate to be half-way', async () => shardHalfWay(t.context.env, input.runKey, shards), 600_000, 100),
-    };
+    const victimLabel = await waitFor('generate to be half-way', async () => shardHalfWay(t.context.env, input.runKey, shards), 600_000, 100);
     gpu.kill('SIGKILL');
     await new Promise((resolve) => gpu.once('exit', resolve));
     gpu = workerProcess(t);
     const history = (await handle.result()) as IterationSummary[];
-    const shard = history[1]?.steps.find((s) => s.step === 'generate' && s.label === victim.label);
+    const shard = history[1]?.steps.find((s) => s.step === 'generate' && s.label === victimLabel);
     t.truthy(shard, JSON.stringify(history[1]?.steps));
     t.true((shard?.itemsReused ?? 0) > 0, `the retried shard reused finished prompts: ${JSON.stringify(shard)}`);
     t.is(shard?.itemsTotal, (shard?.itemsReused ?? 0) + (shard?.itemsComputed ?? 0));

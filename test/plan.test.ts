@@ -1,0 +1,34 @@
+import test from 'ava';
+import * as path from 'node:path';
+import { loadConfig } from '../src/config';
+import { generateSteps } from '../src/shared/plan';
+import type { RunPaths } from '../src/shared/run-types';
+
+const repo = path.resolve(__dirname, '..');
+const paths: RunPaths = {
+  artifactRoot: '/runs/key',
+  baseModel: '/models/lvlm',
+  clip: '/models/clip',
+  promptsFile: '/data/prompts.json',
+  imagesDir: '/data/images',
+};
+
+test('calibrated pruning gets the CLIP folder and the reward section in every generate spec', (t) => {
+  const config = loadConfig(path.join(repo, 'configs', 'toy.yaml'));
+  config.generate.prune_by = 'calibrated';
+  config.workers.gpu_shards = 2;
+  const steps = generateSteps(config, paths, 1, paths.baseModel);
+  t.is(steps.length, 2);
+  for (const step of steps) {
+    t.is(step.spec.clip, '/models/clip');
+    t.deepEqual(step.spec.reward, config.reward);
+  }
+});
+
+test('self-reward pruning keeps CLIP out of the generate spec', (t) => {
+  const config = loadConfig(path.join(repo, 'configs', 'toy.yaml'));
+  config.generate.prune_by = 'self_reward';
+  const [step] = generateSteps(config, paths, 1, paths.baseModel);
+  t.false('clip' in (step?.spec ?? {}));
+  t.false('reward' in (step?.spec ?? {}));
+});
