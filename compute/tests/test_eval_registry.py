@@ -16,7 +16,7 @@ PAPER = {"mme", "seedbench", "llava_wild", "mmbench", "mmvet", "scienceqa_img", 
 
 
 def test_every_paper_benchmark_and_the_toy_ones_are_registered():
-    assert set(names()) == PAPER | {"toy_pope", "toy_chair"}
+    assert set(names()) == PAPER | {f"toy_{kind}{split}" for kind in ("pope", "chair") for split in ("", "_dev", "_test")}
     for name in names():
         benchmark = get_benchmark(name)
         assert benchmark.name == name and benchmark.data_files and "{" in benchmark.prompt_template

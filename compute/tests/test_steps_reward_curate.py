@@ -207,3 +207,74 @@ def test_curate_rejects_an_unknown_parameter(synthetic):
         _curate(tmp_path, scored, images, "bad", {"min_gapp": 0.1})
     with pytest.raises(SpecError, match="params.path_norm"):
         _curate(tmp_path, scored, images, "bad", {"path_norm": "tokens"})
+
+
+# ------------------------------------------------------------------ standardized calibration, ties, controls
+
+def test_standardized_calibration_weighs_both_terms_on_one_scale():
+    # clip 30, 20, 10 -> z = +1.2247, 0, -1.2247; self_reward -0.1, -0.1, -0.4 -> z = +0.7071, +0.7071, -1.4142
+    children = [{"self_reward": -0.1, "clip": 30.0, "logprob_sum": -1.0},
+                {"self_reward": -0.1, "clip": 20.0, "logprob_sum": -1.0},
+                {"self_reward": -0.4, "clip": 10.0, "logprob_sum": -4.0}]
+    calibrate_siblings(children, alpha=0.5, mode="standardized")
+    z = 1.5 ** 0.5
+    assert [c["calibrated"] for c in children] == pytest.approx(
+        [0.5 * z + 0.5 * 0.5 ** 0.5, 0.5 * 0.5 ** 0.5, -0.5 * z - 0.5 * 2 ** 0.5])
+    # alpha = 1: CLIP alone; alpha = 0: the model's own score alone
+    calibrate_siblings(children, alpha=1.0, mode="standardized")
+    assert [c["calibrated"] for c in children] == pytest.approx([z, 0.0, -z])
+    calibrate_siblings(children, alpha=0.0, mode="standardized")
+    assert [c["calibrated"] for c in children] == pytest.approx([0.5 ** 0.5, 0.5 ** 0.5, -(2 ** 0.5)])
+    # the raw scales no longer matter: CLIP x 100 gives the same values
+    scaled = [{**c, "clip": c["clip"] * 100} for c in children]
+    calibrate_siblings(scaled, alpha=0.5, mode="standardized")
+    calibrate_siblings(children, alpha=0.5, mode="standardized")
+    assert [c["calibrated"] for c in scaled] == pytest.approx([c["calibrated"] for c in children])
+    # a lone child, or siblings that do not differ, get 0 (no information), not a division by zero
+    lone = [{"self_reward": -0.3, "clip": 25.0, "logprob_sum": -1.0}]
+    calibrate_siblings(lone, alpha=0.9, mode="standardized")
+    assert lone[0]["calibrated"] == 0.0
+    assert path_value([1.0, -0.5], "standardized", "sentences") == pytest.approx(0.25)
+
+
+def test_tied_paths_are_chosen_without_regard_to_length():
+    from csr_compute.search.pairs import Path as ResponsePath, choose_pair
+
+    short = ResponsePath(leaf=1, sentences=["there is a cup ."], clips=[1.0], score=0.5)
+    middle = ResponsePath(leaf=2, sentences=["there is a cup .", "there is a plate ."], clips=[1.0, 1.0], score=0.5)
+    long = ResponsePath(leaf=3, sentences=["there is a cup .", "there is a plate .", "there is a fork ."],
+                        clips=[1.0] * 3, score=0.5)
+    picks = {tuple(p.text for p in choose_pair(order))
+             for order in ([short, middle, long], [long, middle, short], [middle, long, short])}
+    assert len(picks) == 1, "the tree order of tied paths must not decide the pair"
+    chosen, rejected = choose_pair([short, middle, long])
+    assert chosen.text != rejected.text
+    # over many tied sets the chosen response is the shortest about a third of the time, not always
+    shortest = 0
+    for trial in range(300):
+        paths = [ResponsePath(leaf=i, sentences=[f"there is a {trial} {j} ." for j in range(i + 1)], clips=[1.0] * (i + 1),
+                              score=0.0) for i in range(3)]
+        chosen, rejected = choose_pair(paths)
+        shortest += len(chosen.sentences) == 1
+    assert 60 < shortest < 140, shortest
+
+
+def test_control_pairings_keep_the_same_prompts(synthetic):
+    tmp_path, scored, images, scenes = synthetic
+    filters = {"min_gap": 0.05, "drop_order_only": True}
+    calibrated, stats = _curate(tmp_path, scored, images, "csr", filters, ground_truth=scenes)
+    swapped, swapped_stats = _curate(tmp_path, scored, images, "swapped", {**filters, "pairing": "swapped"},
+                                     ground_truth=scenes)
+    assert [p["id"] for p in swapped] == [p["id"] for p in calibrated] == ["good", "repeat"]
+    for a, b in zip(calibrated, swapped):
+        assert a["conversations"] == b["rejected_conversations"] and a["rejected_conversations"] == b["conversations"]
+        assert b["gap"] == pytest.approx(-a["gap"])
+    assert (stats["gt_better"], swapped_stats["gt_worse"]) == (1.0, 1.0)
+    randomised, _ = _curate(tmp_path, scored, images, "random", {**filters, "pairing": "random"})
+    assert [p["id"] for p in randomised] == ["good", "repeat"]
+    for pair in randomised:
+        assert pair["conversations"][1]["value"] != pair["rejected_conversations"][1]["value"]
+    again, _ = _curate(tmp_path, scored, images, "random-again", {**filters, "pairing": "random"})
+    assert again == randomised, "random pairs are drawn from the run seed and prompt id"
+    with pytest.raises(Exception, match="params.pairing"):
+        _curate(tmp_path, scored, images, "bad-pairing", {"pairing": "shuffled"})

@@ -89,8 +89,11 @@ const generate = z
 
 const reward = z
   .object({
-    /** `rank` (reference code: sibling ranks) or `score` (paper: raw scores). @default rank */
-    calibration: oneOf(['rank', 'score']).default('rank'),
+    /**
+     * `rank` (reference code: sibling ranks), `score` (paper as written: raw scores, CLIP dominates) or
+     * `standardized` (the paper's weighted sum with each term z-scored among siblings). @default rank
+     */
+    calibration: oneOf(['rank', 'score', 'standardized']).default('rank'),
     /** Weight of the CLIP (visual) side. @default 0.9 */
     alpha: num(0, 1).default(0.9),
     /** Sentences per CLIP forward pass. @default 64 */
@@ -110,13 +113,16 @@ const curate = z
     path_norm: oneOf(['with_root', 'sentences']).default('with_root'),
     /** Pairs copied to pairs_sample.jsonl (and MLflow). @default 20 */
     sample_size: int(0).default(20),
+    /** `calibrated` (CSR) or a control on the same prompts: `swapped` (chosen and rejected exchanged), `random`. */
+    pairing: oneOf(['calibrated', 'swapped', 'random']).default('calibrated'),
   })
   .strict();
 
 const dpo = z
   .object({
     beta: num(0).default(0.1),
-    loss: oneOf(['sigmoid']).default('sigmoid'),
+    /** `sigmoid` (standard DPO), or the control `nll_only`: fine-tuning on chosen responses alone. */
+    loss: oneOf(['sigmoid', 'nll_only']).default('sigmoid'),
     learning_rate: num(0).default(1e-7),
     /** Learning rate of the multimodal projector (LLaVA trains it beside the LoRA adapters). */
     projector_learning_rate: num(0).optional(),

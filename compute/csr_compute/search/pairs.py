@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -46,12 +48,21 @@ def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str) -> li
     return paths
 
 
+PAIRINGS = ("calibrated", "swapped", "random")
+
+
+def _tie_break(path: Path) -> str:
+    # A hash of the text orders tied paths: deterministic, and blind to length and tree order. (Tree
+    # order is not: shorter paths end earlier, so a stable sort chose the shortest and rejected the longest.)
+    return hashlib.sha256(path.text.encode()).hexdigest()
+
+
 def choose_pair(paths: list[Path]) -> tuple[Path, Path] | None:
     """Best and worst path whose responses differ; None when there are no two different responses.
 
-    Ties in score keep tree order (stable sort), so the choice is deterministic.
+    Tied scores are ordered by a hash of the text, so the choice is deterministic and length-neutral.
     """
-    ranked = sorted(paths, key=lambda p: p.score, reverse=True)
+    ranked = sorted(paths, key=lambda p: (p.score, _tie_break(p)), reverse=True)
     if not ranked:
         return None
     chosen = ranked[0]
@@ -59,6 +70,22 @@ def choose_pair(paths: list[Path]) -> tuple[Path, Path] | None:
         if rejected.text != chosen.text:
             return chosen, rejected
     return None
+
+
+def control_pair(paths: list[Path], pair: tuple[Path, Path], pairing: str, seed: str) -> tuple[Path, Path]:
+    """The pair a control trains on in place of the calibrated ``pair`` (same prompt, so same pair count).
+
+    ``swapped``: chosen and rejected exchanged. ``random``: two different responses of the tree drawn
+    with a generator seeded by ``seed`` (run seed and prompt id), in random order.
+    """
+    chosen, rejected = pair
+    if pairing == "calibrated":
+        return chosen, rejected
+    if pairing == "swapped":
+        return rejected, chosen
+    distinct = list({p.text: p for p in sorted(paths, key=_tie_break)}.values())
+    first, second = random.Random(seed).sample(distinct, 2)
+    return first, second
 
 
 def _normalise(sentence: str) -> str:

@@ -1,7 +1,9 @@
 """Step ``curate``: one chosen/rejected pair per prompt from the scored trees, plus statistics.
 
 Every complete path is scored by its mean calibrated sentence value; chosen = best, rejected = worst
-(with a different text). Noise filters, each off by default (the reference has none): a minimum
+(with a different text; ties broken by a hash of the text, not by length). Controls (``pairing``):
+``swapped`` trains on rejected-over-chosen and ``random`` on two random responses of the same tree,
+for the same prompts that the calibrated pairing keeps, so a control has the same number of pairs. Noise filters, each off by default (the reference has none): a minimum
 calibrated gap, pairs that differ only in sentence order, chosen responses that repeat a sentence.
 With ``ground_truth`` (the toy world's scenes.jsonl) the pairs are also judged against the truth.
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from ..contract import Progress, atomic_write_json, atomic_write_text, log, write_manifest
 from ..search.calibration import PATH_NORMS
-from ..search.pairs import choose_pair, complete_paths, order_only, repeats_itself
+from ..search.pairs import PAIRINGS, choose_pair, complete_paths, control_pair, order_only, repeats_itself
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
                      completed_manifest, from_dict, read_jsonl, require_file, resolve_image)
 
@@ -36,6 +38,7 @@ class CurateParams:
     drop_repeated_objects: bool = field(default=False, metadata={"help": "Drop pairs whose chosen response repeats a sentence."})
     path_norm: str = field(default="with_root", metadata={"help": "Path score divisor: 'with_root' (sentences + 1, reference code) or 'sentences'."})
     sample_size: int = field(default=20, metadata={"help": "Pairs copied to pairs_sample.jsonl."})
+    pairing: str = field(default="calibrated", metadata={"help": "'calibrated' (CSR), or a control on the same prompts: 'swapped' (chosen and rejected exchanged), 'random' (two random responses)."})
 
     def __post_init__(self) -> None:
         check_float("params.min_gap", self.min_gap, minimum=0.0)
@@ -43,6 +46,7 @@ class CurateParams:
         check_bool("params.drop_repeated_objects", self.drop_repeated_objects)
         check_choice("params.path_norm", self.path_norm, PATH_NORMS)
         check_int("params.sample_size", self.sample_size, minimum=0)
+        check_choice("params.pairing", self.pairing, PAIRINGS)
 
 
 @dataclass
@@ -85,7 +89,8 @@ def curate(records: list[dict[str, Any]], spec: CurateSpec, progress: Progress) 
     for record in records:
         progress.advance(1)
         mode = record.get("calibration", "rank")
-        pair = choose_pair(complete_paths(record["nodes"], mode, params.path_norm))
+        paths = complete_paths(record["nodes"], mode, params.path_norm)
+        pair = choose_pair(paths)
         if pair is None:
             has_path = any(n["final"] and n["dropped"] is None and n["calibrated"] is not None for n in record["nodes"])
             dropped["identical" if has_path else "no_final_path"] += 1
@@ -102,6 +107,8 @@ def curate(records: list[dict[str, Any]], spec: CurateSpec, progress: Progress) 
         if reason:
             dropped[reason] += 1
             continue
+        chosen, rejected = control_pair(paths, pair, params.pairing, f"{spec.seed}:{record['id']}")
+        gap = chosen.score - rejected.score
         image = str(resolve_image(spec.images_dir, record["image"]))
         pairs.append({
             "id": record["id"], "image": image,

@@ -26,7 +26,7 @@ from .common import (StepSpec, check_bool, check_choice, check_float, check_int,
                      completed_manifest, from_dict, heartbeat, read_jsonl, seed_everything)
 
 STEP = "dpo"
-LOSSES = ("sigmoid", "ipo", "hinge", "robust")
+LOSSES = ("sigmoid", "ipo", "hinge", "robust", "nll_only")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
 
@@ -35,7 +35,7 @@ class DpoParams:
     """The ``dpo`` section of the run config."""
 
     beta: float = field(default=0.1, metadata={"help": "DPO beta (TRL default; the reference sets none)."})
-    loss: str = field(default="sigmoid", metadata={"help": "DPO loss: 'sigmoid' (standard DPO), 'ipo', 'hinge', 'robust'."})
+    loss: str = field(default="sigmoid", metadata={"help": "DPO loss: 'sigmoid' (standard DPO), 'ipo', 'hinge', 'robust'; 'nll_only' is a control: fine-tuning on the chosen responses alone (NLL), no preference term."})
     learning_rate: float = field(default=1e-7, metadata={"help": "Learning rate of the LoRA weights (reference: 1e-7)."})
     projector_learning_rate: float | None = field(default=None, metadata={"help": "Also train the multimodal projector at this rate (reference: 2e-5); null = frozen."})
     epochs: float = field(default=1.0, metadata={"help": "Passes over the pairs."})
@@ -197,7 +197,9 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
 
     bf16 = model.dtype == torch.bfloat16
     losses, weights = [params.loss], [1.0]
-    if params.rpo_alpha:
+    if params.loss == "nll_only":  # TRL's "sft" loss: the NLL of the chosen response, nothing else
+        losses = ["sft"]
+    elif params.rpo_alpha:
         losses.append("sft")
         weights.append(params.rpo_alpha)
     checkpoints = out / "checkpoints"

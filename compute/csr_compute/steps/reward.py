@@ -27,7 +27,7 @@ STEP = "reward"
 class RewardParams:
     """The ``reward`` section of the run config."""
 
-    calibration: str = field(default="rank", metadata={"help": "'rank' (sibling ranks, reference code) or 'score' (paper: alpha*max(clip,0) + (1-alpha)*prod(p))."})
+    calibration: str = field(default="rank", metadata={"help": "'rank' (sibling ranks, reference code), 'score' (paper as written: alpha*max(clip,0) + (1-alpha)*prod(p)) or 'standardized' (alpha*z(clip) + (1-alpha)*z(self_reward) among siblings)."})
     alpha: float = field(default=0.9, metadata={"help": "Weight of the CLIP (visual) side, in [0, 1]."})
     batch_size: int = field(default=64, metadata={"help": "Sentences per CLIP forward pass."})
 

@@ -223,7 +223,7 @@ def _write_benchmarks(work: Path, scenes: dict[str, list[dict[str, Any]]],
     """The CSR prompt set and the two benchmarks; returns the POPE questions per split."""
     from . import benchmarks
 
-    progress = Progress(step="benchmarks", total=3, unit="files")
+    progress = Progress(step="benchmarks", total=3 + 2 * len(SPLITS), unit="files")
     progress.start()
     choice = rng["prompts"].integers(len(INSTRUCTION_INPUTS), size=len(scenes["prompt"]))
     atomic_write_json(work / "prompts.json", [
@@ -236,7 +236,25 @@ def _write_benchmarks(work: Path, scenes: dict[str, list[dict[str, Any]]],
     progress.advance()
     benchmarks.write_chair(work / "benchmarks" / "chair", scenes["heldout"], work / "images")
     progress.advance()
+    for split, split_scenes in split_heldout(scenes["heldout"]).items():
+        benchmarks.write_pope(work / "benchmarks" / f"pope_{split}", split_scenes, work / "images", sft_objects,
+                              rng["benchmarks"])
+        progress.advance()
+        benchmarks.write_chair(work / "benchmarks" / f"chair_{split}", split_scenes, work / "images")
+        progress.advance()
     return pope
+
+
+SPLITS = ("dev", "test")
+
+
+def split_heldout(heldout: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Dev (even-numbered held-out scenes: for choosing settings) and test (odd-numbered: reported only).
+
+    Interleaving keeps both splits alike: the lone scenes come first in the held-out list, so each
+    split starts with its half of them, and a benchmark ``limit`` takes lone scenes first in both.
+    """
+    return {"dev": heldout[0::2], "test": heldout[1::2]}
 
 
 def _prompt_text(processor: Any) -> Any:
