@@ -103,3 +103,20 @@ def test_custom_synonyms_that_singularise_are_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "synonym 'glass'" in err and "singularises to 'glas'" in err
     assert "'fork'" not in err and "'utensil'" not in err
+
+
+def test_chair_reports_per_caption_counts_and_the_standard_error_of_chair_i():
+    from csr_compute.evaluation.scorers.chair import chair_metrics
+
+    coco = Vocabulary.from_file(COCO_SYNONYMS)
+    captions = [({"dog"}, "A dog and a cat."),           # 2 mentions, 1 hallucinated
+                ({"dog", "cat"}, "A dog sits next to a cat."),  # 2 mentions, 0 hallucinated
+                ({"car"}, "A car."),                     # 1 mention, 0 hallucinated
+                ({"car"}, None)]                         # missing: counted in CHAIR_S, not in the per-caption means
+    m = chair_metrics(coco, captions)
+    assert m["CHAIR_I"] == pytest.approx(100 * 1 / 5)
+    assert m["mentions_per_caption"] == pytest.approx(5 / 3)
+    assert m["hallucinated_per_caption"] == pytest.approx(1 / 3)
+    assert m["words_per_caption"] == pytest.approx((5 + 7 + 2) / 3)
+    # delta method by hand: r = 0.2; residuals h - r*m = 0.6, -0.4, -0.2; sum of squares 0.56 / (n-1) = 0.28
+    assert m["CHAIR_I_se"] == pytest.approx(100 * (0.28 / 3) ** 0.5 / (5 / 3))
