@@ -23,10 +23,14 @@ groups 2..G, see reference-code.md §5.5), and length normalisation counts the g
 including the stop token (the penalised, normalised ``beam_score`` is still what ranks hypotheses
 inside the search).
 
-Batching: every node of the batch brings its prompt's cached keys/values (computed once per prompt,
-image included) plus the tokens it still has to feed (its response so far). The caches are left-padded
-to a common length, the pending tokens left-padded into one block, and one forward pass per token
-step serves all beams of all nodes; finished nodes leave the batch.
+Batching: every node of the batch brings its prompt's slot in a ``PrefixPool`` (keys/values computed
+once per prompt, image included, stored once) plus the tokens it still has to feed (its response so
+far). One forward pass per token step serves all beams of all nodes through ``shared_prefix``'s
+attention: rows attend to their prompt's prefix in place and carry only their own suffix; beam
+reordering moves suffix rows only; finished nodes leave the batch.
+
+Host syncs: the whole token step (every group of every node) runs on the device; one packed transfer
+per token step brings the picks back for the bookkeeping of hypotheses (token lists, end reasons).
 """
 
 from __future__ import annotations
@@ -36,16 +40,22 @@ from typing import Any, Callable
 
 import torch
 
+from .shared_prefix import PrefixPool, RowBatch, install
+
 NEG_INF = -1.0e9
 
 
 @dataclass
 class PromptCache:
-    """Keys/values of a prompt minus its last token (the last token is fed with the node's response)."""
+    """A prompt's slot in a ``PrefixPool``: keys/values of the prompt minus its last token (fed with the response)."""
 
-    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (1, heads, length, head_dim)
+    pool: PrefixPool
+    slot: int
     length: int
     last_token: int
+
+    def release(self) -> None:
+        self.pool.release(self.slot)
 
 
 @dataclass
@@ -102,10 +112,11 @@ class _Group:
         return self.hyps[-1][0] if len(self.hyps) >= self.size else NEG_INF * 10
 
 
-def prefill_prompt(model: Any, inputs: dict[str, torch.Tensor]) -> PromptCache:
-    """Encode one prompt (image included) and keep its keys/values for every node of its tree."""
+def prefill_prompt(model: Any, inputs: dict[str, torch.Tensor], pool: PrefixPool | None = None) -> PromptCache:
+    """Encode one prompt (image included) once and store its keys/values in ``pool`` (a new pool if none)."""
     from transformers import DynamicCache
 
+    install(model)
     input_ids = inputs["input_ids"]
     if input_ids.shape[0] != 1:
         raise ValueError("prefill_prompt takes one prompt at a time")
@@ -117,36 +128,28 @@ def prefill_prompt(model: Any, inputs: dict[str, torch.Tensor]) -> PromptCache:
     with torch.inference_mode():
         model(input_ids=input_ids[:, :-1], attention_mask=inputs["attention_mask"][:, :-1], cache=cache,
               use_cache=True, logits_to_keep=1, **extra)
-    layers = [(layer.keys, layer.values) for layer in cache.layers]
-    return PromptCache(layers=layers, length=input_ids.shape[1] - 1, last_token=int(input_ids[0, -1]))
+    pool = pool if pool is not None else PrefixPool()
+    slot = pool.add([(layer.keys, layer.values) for layer in cache.layers])
+    return PromptCache(pool=pool, slot=slot, length=input_ids.shape[1] - 1, last_token=int(input_ids[0, -1]))
 
 
-def _batch_cache(prompts: list[PromptCache], pad_to: int) -> tuple[Any, torch.Tensor]:
-    """One DynamicCache for several prompts, each left-padded to ``pad_to``, and its attention mask."""
-    from transformers import DynamicCache
-
-    layers = []
-    for layer_index in range(len(prompts[0].layers)):
-        keys, values = [], []
-        for prompt in prompts:
-            k, v = prompt.layers[layer_index]
-            pad = pad_to - k.shape[2]
-            if pad:
-                k = torch.nn.functional.pad(k, (0, 0, pad, 0))
-                v = torch.nn.functional.pad(v, (0, 0, pad, 0))
-            keys.append(k)
-            values.append(v)
-        layers.append((torch.cat(keys), torch.cat(values)))
-    device = prompts[0].layers[0][0].device
-    mask = torch.zeros(len(prompts), pad_to, dtype=torch.long, device=device)
-    for row, prompt in enumerate(prompts):
-        mask[row, pad_to - prompt.length:] = 1
-    return DynamicCache(ddp_cache_data=layers), mask
+def _one_pool(prompts: list[PromptCache]) -> tuple[PrefixPool, list[int]]:
+    """The pool holding every prompt of the batch and each node's slot (prompts from several pools are merged)."""
+    pool = prompts[0].pool
+    if all(p.pool is pool for p in prompts):
+        return pool, [p.slot for p in prompts]
+    merged, slots = PrefixPool(), {}
+    for p in prompts:
+        key = (id(p.pool), p.slot)
+        if key not in slots:
+            slots[key] = merged.add([(k[p.slot:p.slot + 1, :, :p.length], v[p.slot:p.slot + 1, :, :p.length])
+                                     for k, v in zip(p.pool.keys, p.pool.values)])
+    return merged, [slots[(id(p.pool), p.slot)] for p in prompts]
 
 
 def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[int]], budgets: list[int],
                  settings: SearchSettings, on_step: Callable[[], None] | None = None,
-                 ) -> tuple[list[list[Candidate]], int]:
+                 stats: dict[str, int] | None = None) -> tuple[list[list[Candidate]], int]:
     """Candidate next sentences for several nodes in one batched diverse beam search.
 
     ``prompts[m]`` is node m's prompt cache, ``responses[m]`` the response tokens it already has, and
@@ -154,137 +157,161 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     the total length limit leaves). Returns per node ``num_beams`` candidates, group by group, best
     first within a group, and the number of token positions the model computed (for throughput).
     ``on_step`` is called after every token step (a big model's search can take minutes: heartbeats).
+    ``stats`` (if given) gets ``peak_kv_bytes`` (prefix pool + suffix rows as allocated) and
+    ``min_kv_bytes`` (the analytic minimum at its peak: each pooled prompt once + each row's real tokens).
     """
+    install(model)
     m_count = len(prompts)
     n, g, groups = settings.num_beams, settings.group_size, settings.num_groups
     stop_ids = settings.stop_ids
-    device = prompts[0].layers[0][0].device
+    pool, node_slots = _one_pool(prompts)
+    device = pool.keys[0].device
+    limits = [max(1, b) for b in budgets]
 
     # Feed [last prompt token] + response for every node, left-padded into one block.
     pending = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
-    past_len = max(p.length for p in prompts)
     block = max(len(t) for t in pending)
-    cache, mask = _batch_cache(prompts, past_len)
+    rows = RowBatch(pool, node_slots, suffix_capacity=block + RowBatch.GROW)
+
+    def track(real_tokens: int) -> None:
+        if stats is not None:
+            stats["peak_kv_bytes"] = max(stats.get("peak_kv_bytes", 0), pool.nbytes() + rows.nbytes())
+            minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token
+            stats["min_kv_bytes"] = max(stats.get("min_kv_bytes", 0), minimum)
     input_ids = torch.full((m_count, block), settings.pad_id, dtype=torch.long, device=device)
-    block_mask = torch.zeros(m_count, block, dtype=torch.long, device=device)
+    valid = torch.zeros(m_count, block, dtype=torch.bool, device=device)
     positions = torch.zeros(m_count, block, dtype=torch.long, device=device)
     for row, tokens in enumerate(pending):
         start = block - len(tokens)
         input_ids[row, start:] = torch.tensor(tokens, device=device)
-        block_mask[row, start:] = 1
+        valid[row, start:] = True
         positions[row, start:] = torch.arange(prompts[row].length, prompts[row].length + len(tokens), device=device)
-    mask = torch.cat([mask, block_mask], dim=1)
+    rows.begin(valid)
     with torch.inference_mode():
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1, :]
-    computed = int(block_mask.sum())
-    next_position = torch.tensor([p.length + len(t) for p, t in zip(prompts, pending)], device=device)
+        logits = model(input_ids=input_ids, position_ids=positions, csr_rows=rows, use_cache=False,
+                       logits_to_keep=1).logits[:, -1, :]
+    rows.end()
+    computed = sum(len(t) for t in pending)
+    track(computed)
 
     # Every node's beams: rows node*n .. node*n+n-1 of the batch.
-    cache.batch_repeat_interleave(n)
-    mask = mask.repeat_interleave(n, dim=0)
+    rows.select(torch.arange(m_count, device=device).repeat_interleave(n), [s for s in node_slots for _ in range(n)])
     logits = logits.repeat_interleave(n, dim=0)
-    next_position = next_position.repeat_interleave(n)
-    beam_scores = torch.zeros(m_count, n, device=device)
-    beam_scores.view(m_count, groups, g)[:, :, 1:] = NEG_INF  # each group starts from a single beam
-    beam_logprobs = torch.zeros(m_count, n, device=device)
+    next_position = torch.tensor([p.length + len(t) for p, t in zip(prompts, pending)], device=device).repeat_interleave(n)
+    a_count = m_count
+    beam_scores = torch.zeros(a_count, n, device=device)
+    beam_scores.view(a_count, groups, g)[:, :, 1:] = NEG_INF  # each group starts from a single beam
+    beam_logprobs = torch.zeros(a_count, n, device=device)
+    group_done = torch.zeros(a_count, groups, dtype=torch.bool, device=device)
+    hyp_scores = torch.full((a_count, groups, g), float("-inf"), device=device)  # device mirror of _Group.hyps
+    hyp_count = torch.zeros(a_count, groups, dtype=torch.long, device=device)
+    limit_t = torch.tensor(limits, device=device)
+    stop_t = torch.tensor(stop_ids, device=device)
+    top_k = max(2, 1 + len(stop_ids)) * g
+    rank = torch.arange(top_k, device=device)
     beam_tokens: list[list[list[int]]] = [[[] for _ in range(n)] for _ in range(m_count)]
     hyps = [[_Group(g) for _ in range(groups)] for _ in range(m_count)]
-    limits = [max(1, b) for b in budgets]
     active = list(range(m_count))  # node index of each block of n rows still in the batch
-    top_k = max(2, 1 + len(stop_ids)) * g
 
     step = 0
     while True:
-        logprobs = torch.log_softmax(logits.float(), dim=-1).view(len(active), n, -1)
+        logprobs = torch.log_softmax(logits.float(), dim=-1).view(a_count, n, -1)
         vocab = logprobs.shape[-1]
-        # Built as Python lists and turned into tensors once per step: per-element tensor writes
-        # would cost a kernel launch each on a GPU.
-        new_scores, new_logprobs = beam_scores.tolist(), beam_logprobs.tolist()
-        source = [list(range(n)) for _ in active]
-        new_token = [[settings.pad_id] * n for _ in active]
-        chosen_so_far = torch.zeros(len(active), vocab, device=device)
+        new_scores, new_logprobs = beam_scores.clone(), beam_logprobs.clone()
+        source = torch.arange(n, device=device).repeat(a_count, 1)
+        new_token = torch.full((a_count, n), settings.pad_id, dtype=torch.long, device=device)
+        chosen_so_far = torch.zeros(a_count, vocab, device=device)
+        packed = []
         for group in range(groups):
             lo, hi = group * g, (group + 1) * g
+            live = ~group_done[:, group, None]
             group_logprobs = logprobs[:, lo:hi, :]
             processed = group_logprobs - settings.diversity_penalty * chosen_so_far[:, None, :]
-            totals = (processed + beam_scores[:, lo:hi, None]).reshape(len(active), g * vocab)
+            totals = (processed + beam_scores[:, lo:hi, None]).reshape(a_count, g * vocab)
             values, flat = totals.topk(top_k, dim=-1)
-            raws = (group_logprobs + beam_logprobs[:, lo:hi, None]).reshape(len(active), g * vocab).gather(1, flat)
-            values, flat, raws = values.tolist(), flat.tolist(), raws.tolist()
-            picked = []
-            for row, node in enumerate(active):
-                state = hyps[node][group]
-                if state.done:
-                    continue
-                taken = 0
-                best_running = None
-                for rank, (value, index, raw) in enumerate(zip(values[row], flat[row], raws[row])):
-                    beam, token = lo + index // vocab, index % vocab
-                    if token in stop_ids:
-                        if rank < g:
-                            tokens = beam_tokens[node][beam] + [token]
-                            state.add(Candidate(tokens, raw, value / len(tokens),
-                                                "eos" if token == settings.eos_id else "sentence", group))
-                            picked.append((row, token))
-                        continue
-                    if best_running is None:
-                        best_running = value
-                    slot = lo + taken
-                    new_scores[row][slot], new_logprobs[row][slot] = value, raw
-                    source[row][slot], new_token[row][slot] = beam, token
-                    picked.append((row, token))
-                    taken += 1
-                    if taken == g:
-                        break
-                if len(state.hyps) >= g and state.worst() >= best_running / (step + 1):
-                    state.done = True
-            if picked and group + 1 < groups:
-                rows_t = torch.tensor([r for r, _ in picked], device=device)
-                tokens_t = torch.tensor([t for _, t in picked], device=device)
-                chosen_so_far.index_put_((rows_t, tokens_t), torch.ones(len(picked), device=device), accumulate=True)
+            raws = (group_logprobs + beam_logprobs[:, lo:hi, None]).reshape(a_count, g * vocab).gather(1, flat)
+            token, beam = flat % vocab, lo + torch.div(flat, vocab, rounding_mode="floor")
+            is_stop = torch.isin(token, stop_t)
+            # A stop token among the first g candidates closes a hypothesis; the first g others run on.
+            stop_pick = is_stop & (rank < g) & live
+            running = ~is_stop & (torch.cumsum(~is_stop, dim=1) <= g)
+            order = torch.sort((~running).to(torch.uint8), dim=1, stable=True).indices[:, :g]
+            run_values = values.gather(1, order)
+            new_scores[:, lo:hi] = torch.where(live, run_values, beam_scores[:, lo:hi])
+            new_logprobs[:, lo:hi] = torch.where(live, raws.gather(1, order), beam_logprobs[:, lo:hi])
+            source[:, lo:hi] = torch.where(live, beam.gather(1, order), source[:, lo:hi])
+            new_token[:, lo:hi] = torch.where(live, token.gather(1, order), new_token[:, lo:hi])
+            # Finished hypotheses: best g kept, earlier arrivals first among ties (stable sort).
+            arrived = torch.where(stop_pick, values / (step + 1), float("-inf"))
+            merged = torch.cat([hyp_scores[:, group], arrived], dim=1)
+            hyp_scores[:, group] = torch.sort(merged, dim=1, descending=True, stable=True).values[:, :g]
+            hyp_count[:, group] += stop_pick.sum(dim=1)
+            now_done = (live[:, 0] & (hyp_count[:, group] >= g)
+                        & (hyp_scores[:, group, g - 1] >= run_values[:, 0] / (step + 1)))
+            group_done[:, group] |= now_done
+            if group + 1 < groups:
+                picked = stop_pick | (running & live)
+                chosen_so_far.scatter_add_(1, token, picked.to(chosen_so_far.dtype))
+            packed += [stop_pick, beam, token, raws, arrived]
         step += 1
+        node_done = group_done.all(dim=1) | (step >= limit_t)
+        packed += [source, new_token, new_logprobs, new_scores, group_done, node_done[:, None]]
+        # The one host sync of the token step: picks and flags for the host-side hypothesis bookkeeping.
+        host = torch.cat([t.reshape(a_count, -1).double() for t in packed], dim=1).tolist()
         if on_step is not None:
             on_step()
 
-        # Reorder beams, then close nodes whose groups are all done or whose token budget is spent.
-        rows = torch.tensor([row * n + b for row, beams in enumerate(source) for b in beams], device=device)
-        cache.reorder_cache(rows)
-        mask = mask[rows]
-        beam_scores = torch.tensor(new_scores, device=device)
-        beam_logprobs = torch.tensor(new_logprobs, device=device)
         keep = []
+        k5 = 5 * top_k
         for row, node in enumerate(active):
-            beam_tokens[node] = [beam_tokens[node][b] + [t] for b, t in zip(source[row], new_token[row])]
+            h = host[row]
+            for group in range(groups):
+                base = group * k5
+                stop_row = h[base:base + top_k]
+                for r in range(top_k):
+                    if stop_row[r]:
+                        b, t = int(h[base + top_k + r]), int(h[base + 2 * top_k + r])
+                        hyps[node][group].add(Candidate(beam_tokens[node][b] + [t], h[base + 3 * top_k + r],
+                                                        h[base + 4 * top_k + r],
+                                                        "eos" if t == settings.eos_id else "sentence", group))
+            base = groups * k5
+            src, tok = h[base:base + n], h[base + n:base + 2 * n]
+            raw_now, score_now = h[base + 2 * n:base + 3 * n], h[base + 3 * n:base + 4 * n]
+            done_now, finished = h[base + 4 * n:base + 4 * n + groups], h[base + 4 * n + groups]
+            beam_tokens[node] = [beam_tokens[node][int(b)] + [int(t)] for b, t in zip(src, tok)]
             if step >= limits[node]:
                 end = "max_new_tokens" if limits[node] >= settings.max_new_tokens else "max_length"
                 for group in range(groups):
-                    state = hyps[node][group]
-                    if state.done:
+                    if done_now[group]:
                         continue
                     for slot in range(group * g, (group + 1) * g):
                         tokens = beam_tokens[node][slot]
-                        state.add(Candidate(tokens, new_logprobs[row][slot], new_scores[row][slot] / len(tokens),
-                                            end, group))
-                    state.done = True
-            if not all(state.done for state in hyps[node]):
+                        hyps[node][group].add(Candidate(tokens, raw_now[slot], score_now[slot] / len(tokens), end, group))
+            if not finished:
                 keep.append(row)
         if not keep:
             break
-        if len(keep) < len(active):
-            kept_rows = torch.tensor([r * n + b for r in keep for b in range(n)], device=device)
-            cache.batch_select_indices(kept_rows)
-            mask = mask[kept_rows]
-            next_position = next_position[kept_rows]
-            new_token = [new_token[r] for r in keep]
-            beam_scores, beam_logprobs = beam_scores[keep], beam_logprobs[keep]
+
+        # Beam reordering (and dropping finished nodes) moves suffix rows only.
+        reorder = (torch.arange(a_count, device=device)[:, None] * n + source).reshape(-1)
+        if len(keep) < a_count:
+            keep_t = torch.tensor(keep, device=device)
             active = [active[r] for r in keep]
-        mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=mask.dtype, device=device)], dim=1)
+            rows.select(reorder.view(a_count, n)[keep_t].reshape(-1), [node_slots[node] for node in active for _ in range(n)])
+            new_token, new_scores, new_logprobs = new_token[keep_t], new_scores[keep_t], new_logprobs[keep_t]
+            group_done, hyp_scores, hyp_count, limit_t = group_done[keep_t], hyp_scores[keep_t], hyp_count[keep_t], limit_t[keep_t]
+            next_position = next_position.view(a_count, n)[keep_t].reshape(-1)
+            a_count = len(keep)
+        else:
+            rows.reorder(reorder)
+        beam_scores, beam_logprobs = new_scores, new_logprobs
+        rows.begin(torch.ones(a_count * n, 1, dtype=torch.bool, device=device))
         with torch.inference_mode():
-            step_tokens = torch.tensor(new_token, device=device).reshape(-1, 1)
-            logits = model(input_ids=step_tokens, attention_mask=mask,
-                           position_ids=next_position[:, None], cache=cache, use_cache=True).logits[:, -1, :]
-        computed += step_tokens.numel()
+            logits = model(input_ids=new_token.reshape(-1, 1), position_ids=next_position[:, None], csr_rows=rows,
+                           use_cache=False).logits[:, -1, :]
+        rows.end()
+        computed += a_count * n
+        track(n * sum(len(pending[node]) for node in active) + a_count * n * step)
         next_position = next_position + 1
 
     return [[c for state in node_hyps for _, _, c in state.hyps] for node_hyps in hyps], computed
