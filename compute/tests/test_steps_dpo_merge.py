@@ -137,3 +137,15 @@ def test_merge_produces_a_model_that_loads_generates_and_equals_base_plus_adapte
         plain = load_lvlm(tiny_models.lvlm, "cpu").model(**inputs).logits
     assert torch.allclose(got, expected, atol=1e-4)
     assert not torch.allclose(got, plain, atol=1e-3)  # the adapter changed the model
+
+
+def test_nll_only_control_fits_the_chosen_responses_without_a_preference_term(tiny_models, tiny_pipeline, tmp_path):
+    # The chosen-only control: the loss is the NLL of the chosen response, so it starts well above DPO's
+    # log 2 and falls, while the rejected responses are never pushed down on purpose.
+    spec = {"out_dir": str(tmp_path / "nll"), "model": tiny_models.lvlm, "seed": 0, "device": "cpu",
+            "pairs": [str(Path(tiny_pipeline.curate_spec["out_dir"]) / "pairs.jsonl")],
+            "params": {**DPO_PARAMS, "loss": "nll_only", "epochs": 2}}
+    dpo.run(spec)
+    stats = json.loads((tmp_path / "nll" / "stats.json").read_text())
+    assert stats["first_loss"] > 1.0, stats  # an NLL of text the tiny model hardly knows, not DPO's 0.693
+    assert stats["last_loss"] < stats["first_loss"], stats
