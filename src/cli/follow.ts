@@ -105,5 +105,15 @@ export function summaryTable(history: IterationSummary[]): string {
     ...metricNames.map((m) => metric(h.metrics[m])),
     ...statNames.map((s) => metric(h.stats[s])),
   ]);
+  if (history.length > 1) rows.push(['change %', ...metricNames.map((m) => changeVsStart(history, m)), ...statNames.map(() => '')]);
   return table([header, ...rows]);
+}
+
+/** The last iteration against iteration 0, in percent of iteration 0 (the result a person looks for). */
+export function changeVsStart(history: IterationSummary[], name: string): string {
+  const start = history[0]?.metrics[name];
+  const end = history[history.length - 1]?.metrics[name];
+  if (typeof start !== 'number' || typeof end !== 'number' || start === 0) return '-';
+  const change = ((end - start) / Math.abs(start)) * 100;
+  return `${change > 0 ? '+' : ''}${change.toFixed(1)}`;
 }
