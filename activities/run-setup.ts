@@ -87,7 +87,7 @@ export function createRunSetupActivities(env: CsrEnv) {
     },
 
     /** Resolve and check every input path of the run; a missing one fails for good, naming the field. */
-    async resolveRunPaths(input: { config: CsrConfig; runKey: string; toyworldDir?: string }): Promise<RunPaths> {
+    async resolveRunPaths(input: { config: CsrConfig; runKey: string; toyworldDir?: string; iteration0Key?: string }): Promise<RunPaths> {
       const { config } = input;
       const world = input.toyworldDir;
       const fromWorld = (relative: string, field: string) => {
@@ -121,6 +121,7 @@ export function createRunSetupActivities(env: CsrEnv) {
         imagesDir,
         ...(groundTruth && fs.existsSync(groundTruth) ? { groundTruth } : {}),
         ...(world ? { toyworldDir: world } : {}),
+        ...(input.iteration0Key ? { iteration0Root: path.join(env.artifactsDir, input.iteration0Key) } : {}),
       };
     },
 

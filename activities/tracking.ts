@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
-import type { IterationTracking, TrackingRefs } from '../src/shared/run-types';
+import type { IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
 
 const execFileAsync = promisify(execFile);
 
@@ -27,8 +27,20 @@ export function flattenParams(value: unknown, prefix = ''): Record<string, strin
   return out;
 }
 
+/** The MLflow run of a sweep, which the runs of its cells are nested under. */
+export function sweepRunSpec(experimentName: string, sweepKey: string): RunSpec {
+  return { experimentName, idempotencyKey: sweepKey, name: sweepKey, tags: { 'csr.sweep_key': sweepKey, 'csr.kind': 'sweep' } };
+}
+
 function parentSpec(refs: TrackingRefs): RunSpec {
-  return { experimentName: refs.experimentName, idempotencyKey: refs.parentKey, name: refs.parentKey };
+  const sweep = refs.sweep;
+  return {
+    experimentName: refs.experimentName,
+    idempotencyKey: refs.parentKey,
+    name: refs.parentKey,
+    // Nested under the sweep's run when the run is a sweep's cell; a spec (not an id) when MLflow was down at the start.
+    ...(sweep ? { parent: sweep.parentRunId ?? sweepRunSpec(refs.experimentName, sweep.key) } : {}),
+  };
 }
 
 function iterationSpec(refs: TrackingRefs, iteration: number): RunSpec {
@@ -78,8 +90,9 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       workflowId: string;
       codeVersion?: string;
       resumedFrom?: string;
+      sweep?: SweepRef;
     }): Promise<TrackingRefs> {
-      const refs: TrackingRefs = { experimentName: input.config.name, parentKey: input.runKey };
+      const refs: TrackingRefs = { experimentName: input.config.name, parentKey: input.runKey, ...(input.sweep ? { sweep: input.sweep } : {}) };
       const spec: RunSpec = {
         ...parentSpec(refs),
         tags: {
@@ -89,6 +102,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
           'mlflow.source.git.commit': input.codeVersion ?? 'unknown',
           'csr.git_commit': input.codeVersion ?? 'unknown',
           ...(input.resumedFrom ? { 'csr.resumed_from': input.resumedFrom } : {}),
+          ...(input.sweep ? { 'csr.sweep_key': input.sweep.key } : {}),
         },
       };
       refs.parentRunId = await resilient.ensureRun(spec);

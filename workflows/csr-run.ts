@@ -67,7 +67,12 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   const prepare = async () => {
     const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
     if (prepared.toyworldBuild) await gpu.runComputeStep({ ...prepared.toyworldBuild, expectManifest: false });
-    state.paths = await light.resolveRunPaths({ config: state.config, runKey: state.runKey, toyworldDir: prepared.toyworldDir });
+    state.paths = await light.resolveRunPaths({
+      config: state.config,
+      runKey: state.runKey,
+      toyworldDir: prepared.toyworldDir,
+      iteration0Key: state.iteration0Key,
+    });
     state.tracking = await light.trackRunStart({
       config: state.config,
       configHash: state.configHash,
@@ -75,6 +80,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       workflowId: workflowInfo().workflowId,
       codeVersion: state.codeVersion,
       resumedFrom: state.resumedFrom,
+      sweep: state.sweep,
     });
     phase = 'running';
   };

@@ -82,6 +82,19 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('sweep')
+    .description('a grid of runs (cells x seeds) as one workflow, nested in one MLflow run; prints mean ± sd per cell')
+    .option('--config <file>', 'YAML config every cell starts from')
+    .option('--grid <key=values>', 'a dotted config key and its values, e.g. reward.alpha=0,0.5,1 (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('--seeds <n>', "seeds per cell: the config's seed + 0..N-1", integer('--seeds', 1))
+    .option('--max-parallel <n>', 'child runs at once (default: all; the workers limit the real work)', integer('--max-parallel', 1))
+    .option('--wait', 'follow the sweep until it ends and print its table')
+    .option('--json', 'wait, then print the table as JSON on stdout (progress goes to stderr)')
+    .option('--metrics <names>', 'columns of the printed table, e.g. toy_chair/CHAIR_I,toy_chair/recall')
+    .option('--resume-from <id>', 'start sweep <id> again: finished cells and steps are reused')
+    .action(action(async () => (require('./sweep/command') as typeof import('./sweep/command')).sweepCommand));
+
+  program
     .command('resume <id>')
     .description('start a new run that reuses every completed step of run <id> and computes only what is missing')
     .option('--dry-run', 'show which iterations and steps would re-run, and start nothing')

@@ -12,6 +12,7 @@ import { readManifest, staleReason } from '../../activities/manifest';
 import { codeVersion, startRun } from './run-command';
 import { followRun } from './follow';
 import { table } from './output';
+import { sweepCommand } from './sweep/command';
 
 /** The state of the latest run of a workflow chain (continue-as-new carries it forward). */
 export async function latestRunInput(client: Client, workflowId: string): Promise<CsrRunInput> {
@@ -52,6 +53,13 @@ export async function resumePlan(input: CsrRunInput): Promise<ResumeRow[]> {
 
 export async function resumeCommand(id: string, options: { dryRun?: boolean; wait?: boolean }): Promise<number> {
   const client = await connectClient();
+  if ((await client.workflow.getHandle(id).describe()).type === 'csrSweep') {
+    if (options.dryRun) {
+      console.error('--dry-run: not available for a sweep; each of its runs skips the steps whose manifests match');
+      return 2;
+    }
+    return sweepCommand({ resumeFrom: id, wait: options.wait });
+  }
   const old = await latestRunInput(client, id);
   const rows = await resumePlan(old);
   const done = old.history.map((h) => h.iteration);

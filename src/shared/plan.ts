@@ -18,9 +18,10 @@ export interface PlannedStep {
 const join = (...parts: string[]) => parts.join('/').replace(/\/+/g, '/');
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** Folder of one iteration's artifacts. */
+/** Folder of one iteration's artifacts (iteration 0 under the shared root when a sweep shares it). */
 export function iterationDir(paths: RunPaths, iteration: number): string {
-  return join(paths.artifactRoot, `iter-${pad(iteration)}`);
+  const root = iteration === 0 && paths.iteration0Root ? paths.iteration0Root : paths.artifactRoot;
+  return join(root, `iter-${pad(iteration)}`);
 }
 
 /** Prompt sample of one iteration (written by the sample-prompts activity). */
@@ -141,7 +142,9 @@ export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: num
         },
         batch_size: config.evaluate.batch_size,
         ...(config.evaluate.max_new_tokens ? { max_new_tokens: config.evaluate.max_new_tokens } : {}),
-        seed: config.seed,
+        // Not the loop seed: decoding is greedy and the seed only pins kernels, so every loop seed is
+        // measured by the same instrument, and a sweep's seeds share iteration 0's evaluation.
+        seed: 0,
         device: 'auto',
         ...(config.evaluate.judge ? { judge: config.evaluate.judge } : {}),
       },

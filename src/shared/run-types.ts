@@ -19,6 +19,11 @@ export interface RunPaths {
   groundTruth?: string;
   /** Toy world only: its folder (the toy benchmarks' data default). */
   toyworldDir?: string;
+  /**
+   * Root of iteration 0 when runs of a sweep share it (`$CSR_HOME/artifacts/<iteration0Key>`);
+   * unset = under `artifactRoot` like every other iteration.
+   */
+  iteration0Root?: string;
 }
 
 /**
@@ -31,6 +36,16 @@ export interface TrackingRefs {
   /** Idempotency key of the parent run (the run key). */
   parentKey: string;
   /** The parent run's id, when MLflow answered at the start. */
+  parentRunId?: string;
+  /** The sweep this run belongs to: its MLflow run is nested under the sweep's. */
+  sweep?: SweepRef;
+}
+
+/** A run's place in a sweep. */
+export interface SweepRef {
+  /** The sweep key (idempotency key of the sweep's MLflow run). */
+  key: string;
+  /** The sweep's MLflow run id, when MLflow answered when the sweep started. */
   parentRunId?: string;
 }
 
@@ -93,6 +108,10 @@ export interface CsrRunInput {
   resumedFrom?: string;
   /** Git commit of the code that started the run. */
   codeVersion?: string;
+  /** Artifact key of a shared iteration 0 (a sweep computes it once for the runs that agree on it). */
+  iteration0Key?: string;
+  /** The sweep this run is a cell of. */
+  sweep?: SweepRef;
 }
 
 /** Changes to the per-iteration parameters, sent while a run goes on. */
