@@ -225,3 +225,106 @@ def test_calibrated_pruning_keeps_best_and_worst_by_calibrated_path_value(tiny_m
             kept = {n["index"] for n in open_nodes if not n["pruned"]}
             assert kept == {ranked[0]["index"], ranked[-1]["index"], ranked[-2]["index"]}
     assert pruned_depths > 0
+
+
+def _grow(lvlm, images_dir, prompts, params, grower_cls=None):
+    from csr_compute.steps.generate import GenerateParams, TreeGrower
+
+    grower = (grower_cls or TreeGrower)(lvlm, GenerateParams(**params), images_dir)
+    queue, pool, trees = list(prompts), [], {}
+    while queue or pool:
+        while queue and len(pool) < grower.params.prompts_in_flight:
+            pool.append(grower.start(queue.pop(0)))
+        grower.grow_round(pool)
+        for entry in [e for e in pool if e[0].done]:
+            trees[entry[2]["id"]] = entry[0].nodes
+            grower.finish(entry)
+            pool.remove(entry)
+    return trees, grower
+
+
+@pytest.mark.parametrize("batch_size, in_flight", [(1, 1), (3, 2), (8, 4), (32, 8)])
+def test_fp32_trees_do_not_depend_on_batch_size(tiny_models, batch_size, in_flight):
+    """fp32: trees grown one node at a time equal trees grown in batches of any size (text, tokens, scores)."""
+    lvlm = load_lvlm(tiny_models.lvlm, "cpu")
+    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:4]
+    params = {**GENERATE_PARAMS}
+    single, _ = _grow(lvlm, tiny_models.images_dir, prompts, {**params, "batch_size": 1, "prompts_in_flight": 1})
+    batched, _ = _grow(lvlm, tiny_models.images_dir, prompts, {**params, "batch_size": batch_size, "prompts_in_flight": in_flight})
+    assert single.keys() == batched.keys()
+    for pid in single:
+        assert [n["token_ids"] for n in single[pid]] == [n["token_ids"] for n in batched[pid]], pid
+        assert [n["pruned"] for n in single[pid]] == [n["pruned"] for n in batched[pid]], pid
+        assert [n["score"] for n in single[pid]] == pytest.approx([n["score"] for n in batched[pid]], abs=1e-4)
+
+
+def test_prompt_prefix_is_stored_once_per_prompt(tiny_models):
+    """The cache's bytes: each prompt's prefix once (not per node, not per beam) + each row's own suffix only."""
+    lvlm = load_lvlm(tiny_models.lvlm, "cpu")
+    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:4]
+    _, grower = _grow(lvlm, tiny_models.images_dir, prompts, {**GENERATE_PARAMS, "batch_size": 32, "prompts_in_flight": 4})
+    config = lvlm.model.config.text_config
+    head_dim = config.hidden_size // config.num_attention_heads
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 4
+    pool = grower.pool
+    assert len(pool.lengths) == 4  # one slot per prompt in flight, reused, never one per node
+    prefix_len = max(pool.capacity, 1)
+    assert pool.nbytes() == 4 * prefix_len * per_token
+    # Peak (pool + suffix rows as allocated) against the analytic minimum (each prompt once + each row's
+    # real tokens). A copy of the ~25-token prefix per beam row would put the peak at > 3x the minimum here.
+    assert grower.kv["min_kv_bytes"] <= grower.kv["peak_kv_bytes"] <= 1.5 * grower.kv["min_kv_bytes"], grower.kv
+
+
+def test_nodes_of_one_prompt_share_one_prefix(lvlm_and_inputs):
+    """Four nodes x 4 beams of one prompt: the pool holds that prompt once; rows hold only their suffix."""
+    lvlm, texts, images = lvlm_and_inputs
+    inputs = dict(lvlm.processor(text=texts[0], images=images[0], return_tensors="pt"))
+    cache = prefill_prompt(lvlm.model, inputs)
+    settings = SearchSettings(num_beams=4, num_groups=4, diversity_penalty=3.0, max_new_tokens=5,
+                              sentence_end_id=lvlm.tokenizer.convert_tokens_to_ids("."),
+                              eos_id=lvlm.tokenizer.eos_token_id, pad_id=lvlm.tokenizer.pad_token_id)
+    stats: dict = {}
+    expand_nodes(lvlm.model, [cache] * 4, [[], [], [], []], [5] * 4, settings, stats=stats)
+    config = lvlm.model.config.text_config
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads) * 4
+    assert cache.pool.nbytes() == cache.length * per_token  # one slot, the prompt once
+    suffix_peak = stats["peak_kv_bytes"] - cache.pool.nbytes()
+    assert suffix_peak <= 16 * (1 + 5) * per_token  # 16 rows x (last prompt token + 5 new), no prefix in them
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on(tiny_models, monkeypatch):
+    """A simulated OOM for passes of more than 2 nodes: the step halves nodes per pass and its trees are unchanged."""
+    from csr_compute.steps import generate as gen
+
+    lvlm = load_lvlm(tiny_models.lvlm, "cpu")
+    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:3]
+    params = {**GENERATE_PARAMS, "batch_size": 8, "prompts_in_flight": 3}
+    expected, _ = _grow(lvlm, tiny_models.images_dir, prompts, params)
+    real, sizes = gen.expand_nodes, []
+
+    def expand_or_oom(model, prompts, *args, **kwargs):
+        sizes.append(len(prompts))
+        if len(prompts) > 2:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return real(model, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(gen, "expand_nodes", expand_or_oom)
+    trees, grower = _grow(lvlm, tiny_models.images_dir, prompts, params)
+    assert grower.oom_halvings >= 1 and grower.node_cap <= 2
+    assert max(sizes) > 2 and all(s <= 2 for s in sizes[sizes.index(max(sizes)) + 1:])
+    for pid in expected:
+        assert [n["token_ids"] for n in trees[pid]] == [n["token_ids"] for n in expected[pid]], pid
+
+
+def test_memory_budget_limits_rows_per_pass(tiny_models):
+    from csr_compute.steps.generate import GenerateParams
+
+    lvlm = load_lvlm(tiny_models.lvlm, "cpu")
+    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:2]
+    budget = 5 * (1 + 6) * 2  # two root nodes of 5 beams with 6 new tokens each
+    _, grower = _grow(lvlm, tiny_models.images_dir, prompts, {**GENERATE_PARAMS, "max_batch_tokens": budget})
+    assert grower.max_batch_tokens == budget
+    with pytest.raises(Exception, match="max_batch_tokens"):
+        GenerateParams(max_batch_tokens=-1)
+    with pytest.raises(Exception, match="dtype"):
+        GenerateParams(dtype="float8")

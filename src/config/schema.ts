@@ -71,6 +71,14 @@ const generate = z
     prompts_in_flight: int(1).default(8),
     /** The token that ends a sentence (LLaMA: "." = id 29889). @default "." */
     sentence_end: text('a sentence-ending token').default('.'),
+    /**
+     * Memory budget of one forward pass: rows x suffix tokens (response so far + max_new_tokens) it may hold.
+     * 0 = sized from free GPU memory and the model's KV bytes per token (no limit on a CPU). The prompt's
+     * keys/values are stored once per prompt outside this budget. @default 0
+     */
+    max_batch_tokens: int(0).default(0),
+    /** Model dtype for generation: `auto` = the step's dtype (bf16 on a GPU that supports it, else fp32). @default auto */
+    dtype: oneOf(['auto', 'float32', 'bfloat16', 'float16']).default('auto'),
   })
   .strict()
   .superRefine((value, ctx) => {

@@ -171,7 +171,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     # Feed [last prompt token] + response for every node, left-padded into one block.
     pending = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
     block = max(len(t) for t in pending)
-    rows = RowBatch(pool, node_slots, suffix_capacity=block + RowBatch.GROW)
+    rows = RowBatch(pool, node_slots, suffix_capacity=block + RowBatch.GROW, suffix_limit=block + max(limits))
 
     def track(real_tokens: int) -> None:
         if stats is not None:

@@ -91,7 +91,7 @@ class PrefixPool:
             self.keys = [torch.zeros_like(k) for k, _ in layers]
             self.values = [torch.zeros_like(v) for _, v in layers]
             self.lengths, self.owners = [0], [None]
-        grow_slots = slot + 1 - len(self.lengths)
+        grow_slots = max(0, slot + 1 - len(self.lengths))
         grow_len = max(0, length - self.capacity)
         if grow_slots or grow_len:
             for store in (self.keys, self.values):
@@ -122,12 +122,14 @@ class RowBatch:
 
     GROW = 16
 
-    def __init__(self, pool: PrefixPool, row_slots: list[int], suffix_capacity: int) -> None:
+    def __init__(self, pool: PrefixPool, row_slots: list[int], suffix_capacity: int, suffix_limit: int | None = None) -> None:
         self.pool = pool
         first = pool.keys[0]
         self.layers = len(pool.keys)
         self.kv_heads, self.head_dim = first.shape[1], first.shape[3]
         rows = len(row_slots)
+        self.suffix_limit = suffix_limit or 1 << 30  # never more suffix positions than this
+        suffix_capacity = min(suffix_capacity, self.suffix_limit)
         self.suffix_keys = [first.new_zeros(rows, self.kv_heads, suffix_capacity, self.head_dim) for _ in pool.keys]
         self.suffix_values = [first.new_zeros(rows, self.kv_heads, suffix_capacity, self.head_dim) for _ in pool.keys]
         self.suffix_valid = torch.zeros(rows, suffix_capacity, dtype=torch.bool, device=first.device)
@@ -161,7 +163,8 @@ class RowBatch:
 
     def _grow(self, needed: int) -> None:
         """Suffix capacity grows in steps of ``GROW`` tokens, so that rows hold little more than they use."""
-        extra = max(needed - self.suffix_valid.shape[1], self.GROW)
+        have = self.suffix_valid.shape[1]
+        extra = max(needed, min(have + self.GROW, self.suffix_limit)) - have
         for store in (self.suffix_keys, self.suffix_values):
             for i, t in enumerate(store):
                 store[i] = torch.nn.functional.pad(t, (0, 0, 0, extra))

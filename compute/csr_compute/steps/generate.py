@@ -4,9 +4,12 @@ Spec (``GenerateSpec``): the LVLM folder, the prompt set, the image folder, a sh
 section of the run config as ``params``. Output: ``trees.jsonl`` (one record per prompt, key ``id``)
 and ``manifest.json``. A restarted shard skips every prompt already in ``trees.jsonl``.
 
-Throughput: the prompt (with its image) is encoded once per prompt and its keys/values reused for
-every node of its tree; the active nodes of several prompts (``prompts_in_flight``) are expanded
-together, ``batch_size`` nodes (x ``num_token_beams`` beams) per forward pass.
+Throughput: the prompt (with its image) is encoded once per prompt and its keys/values stored once
+in a ``PrefixPool`` that every node and beam of its tree attends to in place (``search/shared_prefix``);
+the active nodes of several prompts (``prompts_in_flight``) are expanded together, at most
+``batch_size`` nodes (x ``num_token_beams`` beams) per forward pass, fewer when their suffix
+keys/values would pass the memory budget (``max_batch_tokens``). On an out-of-memory error the step
+halves its nodes per pass and goes on.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from typing import Any
 from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
 from ..search.calibration import CALIBRATIONS, calibrate_siblings, path_value
 from ..search.group_beam import PromptCache, SearchSettings, expand_nodes, prefill_prompt
+from ..search.shared_prefix import PrefixPool
 from ..search.tree import SentenceTree
 from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, completed_manifest, from_dict,
                      guard_resume, heartbeat, require_file, resolve_image, seed_everything)
 
 STEP = "generate"
 PRUNE_BY = ("self_reward", "calibrated")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Automatic budget (max_batch_tokens 0 on a GPU): this share of free memory goes to suffix keys/values;
+# the rest is left to logits, the attention's transient scores and the allocator's fragmentation.
+AUTO_BUDGET_SHARE = 0.5
 
 
 @dataclass
@@ -44,6 +52,8 @@ class GenerateParams:
     batch_size: int = field(default=32, metadata={"help": "Nodes per forward pass (each brings num_token_beams rows)."})
     prompts_in_flight: int = field(default=8, metadata={"help": "Prompts whose trees grow together, so that a forward pass holds nodes of several prompts."})
     sentence_end: str = field(default=".", metadata={"help": "The token that ends a sentence (LLaMA: '.', id 29889)."})
+    max_batch_tokens: int = field(default=0, metadata={"help": "Memory budget of one forward pass: rows x suffix tokens (response so far + max_new_tokens) it may hold; 0 = sized from free GPU memory and the model's KV bytes per token (no limit on a CPU)."})
+    dtype: str = field(default="auto", metadata={"help": "Model dtype for generation: 'auto' (the step's dtype: bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'."})
 
     def __post_init__(self) -> None:
         p = "params"
@@ -65,6 +75,8 @@ class GenerateParams:
         check_int(f"{p}.batch_size", self.batch_size, minimum=1)
         check_int(f"{p}.prompts_in_flight", self.prompts_in_flight, minimum=1)
         check_str(f"{p}.sentence_end", self.sentence_end)
+        check_int(f"{p}.max_batch_tokens", self.max_batch_tokens, minimum=0)
+        check_choice(f"{p}.dtype", self.dtype, DTYPES)
 
 
 @dataclass
@@ -145,6 +157,29 @@ class TreeGrower:
             pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
         self.tokens_generated = 0
         self.positions_computed = 0
+        self.pool = PrefixPool()
+        self.node_cap = params.batch_size  # halved on each out-of-memory error
+        self.oom_halvings = 0
+        self.kv = {"peak_kv_bytes": 0, "min_kv_bytes": 0}
+        self.max_batch_tokens = params.max_batch_tokens or self._auto_budget()
+
+    def _auto_budget(self) -> int:
+        """Suffix tokens per pass from free GPU memory and KV bytes per token; no limit on a CPU."""
+        import torch
+
+        device = str(self.lvlm.device)
+        if not device.startswith("cuda"):
+            return 0
+        config = getattr(self.lvlm.model.config, "text_config", self.lvlm.model.config)
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * self.lvlm.model.dtype.itemsize
+        free, _ = torch.cuda.mem_get_info()
+        free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+        budget = int(free * AUTO_BUDGET_SHARE) // per_token
+        log(f"generate: memory budget {budget} suffix tokens per pass ({free / 2**30:.1f} GiB free, "
+            f"{per_token} KV bytes per token); set generate.max_batch_tokens to override")
+        return max(budget, 1)
 
     def start(self, prompt: dict[str, Any]) -> tuple[SentenceTree, PromptCache, dict[str, Any], Any]:
         from PIL import Image
@@ -155,7 +190,7 @@ class TreeGrower:
         inputs = self.lvlm.processor(text=text, images=image, return_tensors="pt").to(self.lvlm.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.lvlm.model.dtype)
-        cache = prefill_prompt(self.lvlm.model, dict(inputs))
+        cache = prefill_prompt(self.lvlm.model, dict(inputs), self.pool)
         tree = SentenceTree(prompt_id=str(prompt["id"]), prompt_length=cache.length + 1,
                             max_length=self.params.max_length, max_new_tokens=self.params.max_new_tokens)
         if tree.prompt_length >= self.params.max_length:
@@ -170,11 +205,26 @@ class TreeGrower:
         work = [(tree, cache, node, response, budget)
                 for tree, cache, _, _ in pool for node, response, budget in tree.work()]
         decode = lambda ids: self.lvlm.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        for start in range(0, len(work), self.params.batch_size):
-            chunk = work[start:start + self.params.batch_size]
-            candidates, computed = expand_nodes(
-                self.lvlm.model, [c for _, c, _, _, _ in chunk], [r for _, _, _, r, _ in chunk],
-                [b for _, _, _, _, b in chunk], self.settings, on_step=self._heartbeat)
+        import torch
+
+        start = 0
+        while start < len(work):
+            chunk = self._chunk(work, start)
+            try:
+                candidates, computed = expand_nodes(
+                    self.lvlm.model, [c for _, c, _, _, _ in chunk], [r for _, _, _, r, _ in chunk],
+                    [b for _, _, _, _, b in chunk], self.settings, on_step=self._heartbeat, stats=self.kv)
+            except torch.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise
+                self.node_cap = max(1, len(chunk) // 2)
+                self.oom_halvings += 1
+                log(f"generate: out of memory with {len(chunk)} nodes per pass; going on with {self.node_cap}"
+                    " (lower generate.batch_size or generate.max_batch_tokens to avoid the retry)")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += len(chunk)
             self.positions_computed += computed
             for (tree, _, node, _, _), node_candidates in zip(chunk, candidates):
                 tree.attach(node, node_candidates, decode, self.settings.eos_id)
@@ -182,6 +232,21 @@ class TreeGrower:
         for tree, _, _, image in pool:
             tree.close_depth(self._prune_key(tree, image), self.params.num_beams, self.params.keep_top,
                              self.params.keep_bottom)
+
+    def _chunk(self, work: list, start: int) -> list:
+        """The next nodes of one pass: at most ``node_cap`` nodes and ``max_batch_tokens`` suffix tokens (at least one node)."""
+        rows_per_node = self.settings.num_beams
+        chunk, longest, most_new = [], 0, 0
+        for item in work[start:start + self.node_cap]:
+            longest, most_new = max(longest, 1 + len(item[3])), max(most_new, item[4])
+            if chunk and self.max_batch_tokens and (len(chunk) + 1) * rows_per_node * (longest + most_new) > self.max_batch_tokens:
+                break
+            chunk.append(item)
+        return chunk
+
+    def finish(self, entry: tuple[SentenceTree, PromptCache, dict[str, Any], Any]) -> None:
+        """A finished tree gives its prompt's slot back to the pool."""
+        entry[1].release()
 
     def _heartbeat(self) -> None:
         """A progress event at most every 2 s while trees grow: one prompt can take minutes on a big model."""
@@ -238,7 +303,7 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         if todo:
             with heartbeat(progress, "load_model"):
-                lvlm = load_lvlm(spec.model, spec.device, spec.dtype)
+                lvlm = load_lvlm(spec.model, spec.device, spec.params.dtype if spec.params.dtype != "auto" else spec.dtype)
                 clip = None
                 if spec.params.prune_by == "calibrated":
                     from ..search.clip_score import ClipScorer
@@ -255,6 +320,7 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
                 for entry in [e for e in pool if e[0].done]:
                     tree, _, record, _ = entry
                     store.append({**record, "nodes": tree.nodes})
+                    grower.finish(entry)
                     pool.remove(entry)
                     progress.advance(1, tokens=grower.tokens_generated)
         elapsed = time.monotonic() - started
@@ -269,6 +335,9 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
         "max_depth": max((n["depth"] for n in nodes), default=0),
         "tokens_generated": grower.tokens_generated if grower else 0,
         "tokens_per_s": round(grower.tokens_generated / elapsed, 2) if grower and elapsed > 0 else 0.0,
+        "peak_kv_bytes": grower.kv["peak_kv_bytes"] if grower else 0,
+        "min_kv_bytes": grower.kv["min_kv_bytes"] if grower else 0,
+        "oom_halvings": grower.oom_halvings if grower else 0,
     }
     return write_manifest(spec.out_dir, step=STEP, spec=raw_spec, files=["trees.jsonl"], items_total=len(prompts),
                           items_reused=reused, items_computed=len(todo), stats=stats)
