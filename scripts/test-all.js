@@ -128,8 +128,10 @@ async function prebuildToyworld(toyworldRoot) {
   if (only !== 'py') {
     const ava = path.join(root, 'node_modules', '.bin', 'ava');
     suites.push(['ava (TypeScript)', ava, [], {}, avaCounts]);
-    // The workflow tests run real compute on the toy world: alone, so that no other suite competes for the cores.
-    suites.push(['ava (workflows end to end)', ava, ['--timeout=15m', 'test/slow/workflows.test.ts'], {}, avaCounts]);
+    // The workflow and sweep tests run real compute on the toy world: alone and one file at a time, so
+    // that nothing else competes for the cores.
+    const slow = ['test/slow/workflows.test.ts', 'test/slow/sweep.test.ts'];
+    suites.push(['ava (workflows end to end)', ava, ['--timeout=15m', '--concurrency=1', ...slow], {}, avaCounts]);
   }
   if (only !== 'ts') {
     suites.push([
