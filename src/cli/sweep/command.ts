@@ -54,7 +54,14 @@ export async function sweepInputOf(client: Client, workflowId: string): Promise<
 /** Resume sweep `id`: same key, so every run finds its finished steps; returns the new workflow id. */
 export async function resumeSweep(client: Client, id: string, maxParallel?: number): Promise<string> {
   const old = await sweepInputOf(client, id);
-  const input: SweepInput = { ...old, resumedFrom: id, codeVersion: codeVersion(), ...(maxParallel ? { maxParallel } : {}) };
+  const version = codeVersion();
+  const input: SweepInput = {
+    ...old,
+    runs: old.runs.map((run) => ({ ...run, input: { ...run.input, codeVersion: version } })),
+    resumedFrom: id,
+    codeVersion: version,
+    ...(maxParallel ? { maxParallel } : {}),
+  };
   return startSweep(client, input, `${old.sweepKey}-resume-${Date.now().toString(36)}`);
 }
 

@@ -13,7 +13,10 @@ import { evaluateSteps } from '../../shared/plan';
 import type { CsrRunInput, RunPaths } from '../../shared/run-types';
 import type { SweepBaseline, SweepInput, SweepRunPlan } from '../../shared/sweep-types';
 import { configHash } from '../run-command';
-import { cellConfigs, expandGrid, parseGrid } from './grid';
+import { GridError, cellConfigs, expandGrid, parseGrid } from './grid';
+
+/** Runs one sweep may hold. */
+export const MAX_RUNS = 400;
 
 /** What `csr sweep` was asked for. */
 export interface SweepOptions {
@@ -66,6 +69,10 @@ export function planSweep(options: SweepOptions): SweepInput {
   const cells = expandGrid(axes);
   const configs = cellConfigs(raw, cells, base, options.config);
   const seeds = Array.from({ length: options.seeds }, (_, i) => base.seed + i);
+  // Each run's resolved config (~2 KB) travels in the sweep's start input, which Temporal caps at 2 MB.
+  if (cells.length * seeds.length > MAX_RUNS) {
+    throw new GridError([`--grid: ${cells.length} cells x ${seeds.length} seeds = ${cells.length * seeds.length} runs; one sweep takes at most ${MAX_RUNS}, split the grid`]);
+  }
   const baseHash = configHash(base);
   const sweepKey = `${base.name}-sweep-${sha256(JSON.stringify([baseHash, axes, seeds])).slice(0, 8)}-${stamp(options.now ?? new Date())}`;
   const configFile = path.relative(repoRoot, path.resolve(options.config));
