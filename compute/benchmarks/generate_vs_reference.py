@@ -3,8 +3,10 @@
 Both grow the same sentence-level beam search trees with the same model, settings and search code;
 the reference style expands one node per call (batch 1) and re-encodes the prompt, image included,
 for every node, as ``inference_csr/sample.py`` does with ``model.generate``. Reported: generated
-tokens per second of each, their ratio, and the share of candidate sentences (identified by the full
-response they complete) that both produce.
+tokens per second of each, their ratio, the share of candidate sentences (identified by the full
+response they complete) that both produce, and the batched run's peak key/value bytes against the
+analytic minimum (each prompt's prefix once + each row's own tokens). ``npm run bench`` calls
+``compare`` for its ``generate_toy`` and ``generate_mid`` records.
 
     python compute/benchmarks/generate_vs_reference.py                 # tiny random LLaVA, built on the fly
     python compute/benchmarks/generate_vs_reference.py --model DIR --prompts FILE --images DIR
@@ -34,6 +36,8 @@ class ReferenceStyleGrower(TreeGrower):
         for tree, _, record, image in pool:
             for node, response, budget in tree.work():
                 inputs = self.lvlm.processor(text=record["prompt"], images=image, return_tensors="pt").to(self.lvlm.device)
+                if "pixel_values" in inputs:
+                    inputs["pixel_values"] = inputs["pixel_values"].to(self.lvlm.model.dtype)
                 cache = prefill_prompt(self.lvlm.model, dict(inputs))
                 self.positions_computed += cache.length
                 (candidates,), computed = expand_nodes(self.lvlm.model, [cache], [response], [budget], self.settings)
@@ -53,6 +57,7 @@ def grow_all(grower: TreeGrower, prompts: list[dict], in_flight: int) -> tuple[d
         grower.grow_round(pool)
         for entry in [e for e in pool if e[0].done]:
             trees[entry[2]["id"]] = entry[0]
+            grower.finish(entry)
             pool.remove(entry)
     return trees, time.perf_counter() - started
 
@@ -60,6 +65,31 @@ def grow_all(grower: TreeGrower, prompts: list[dict], in_flight: int) -> tuple[d
 def candidate_keys(trees) -> set[tuple]:
     """Each non-root node as (prompt, full response tokens up to and including its sentence)."""
     return {(pid, tuple(tree.response_tokens(n["index"]))) for pid, tree in trees.items() for n in tree.nodes[1:]}
+
+
+def compare(lvlm, params: GenerateParams, prompts: list[dict], images_dir: str) -> dict:
+    """Grow the same trees batched and one node at a time; the figures of both."""
+    batched = TreeGrower(lvlm, params, images_dir)
+    batched_trees, batched_s = grow_all(batched, prompts, params.prompts_in_flight)
+    reference = ReferenceStyleGrower(lvlm, params, images_dir)
+    reference_trees, reference_s = grow_all(reference, prompts, 1)
+    ours, theirs = candidate_keys(batched_trees), candidate_keys(reference_trees)
+    prompt_tokens = [tree.prompt_length for tree in batched_trees.values()]
+    return {
+        "device": lvlm.device, "dtype": str(lvlm.model.dtype).removeprefix("torch."), "prompts": len(prompts),
+        "prompt_tokens_mean": round(sum(prompt_tokens) / len(prompt_tokens), 1),
+        "params": {k: getattr(params, k) for k in ("num_beams", "num_token_beams", "num_beam_groups",
+                                                   "diversity_penalty", "max_new_tokens", "max_length",
+                                                   "batch_size", "prompts_in_flight")},
+        "batched_tokens": batched.tokens_generated, "batched_s": round(batched_s, 3),
+        "batched_tokens_per_s": round(batched.tokens_generated / batched_s, 1),
+        "reference_tokens": reference.tokens_generated, "reference_s": round(reference_s, 3),
+        "reference_tokens_per_s": round(reference.tokens_generated / reference_s, 1),
+        "speedup": round((batched.tokens_generated / batched_s) / (reference.tokens_generated / reference_s), 2),
+        "candidates_batched": len(ours), "candidates_reference": len(theirs),
+        "identical_candidate_share": round(len(ours & theirs) / max(len(ours | theirs), 1), 4),
+        "peak_kv_bytes": batched.kv["peak_kv_bytes"], "min_kv_bytes": batched.kv["min_kv_bytes"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -84,26 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     params = GenerateParams(**{"max_new_tokens": 10, "max_length": 72, **json.loads(args.params)})
     prompts = json.loads(Path(args.prompts).read_text())[:args.limit]
     lvlm = load_lvlm(args.model, args.device, args.dtype)
-
-    batched = TreeGrower(lvlm, params, args.images)
-    batched_trees, batched_s = grow_all(batched, prompts, params.prompts_in_flight)
-    reference = ReferenceStyleGrower(lvlm, params, args.images)
-    reference_trees, reference_s = grow_all(reference, prompts, 1)
-
-    ours, theirs = candidate_keys(batched_trees), candidate_keys(reference_trees)
-    figures = {
-        "device": lvlm.device, "dtype": str(lvlm.model.dtype), "model": args.model, "prompts": len(prompts),
-        "params": {k: getattr(params, k) for k in ("num_beams", "num_token_beams", "num_beam_groups",
-                                                   "diversity_penalty", "max_new_tokens", "max_length",
-                                                   "batch_size", "prompts_in_flight")},
-        "batched_tokens": batched.tokens_generated, "batched_s": round(batched_s, 3),
-        "batched_tokens_per_s": round(batched.tokens_generated / batched_s, 1),
-        "reference_tokens": reference.tokens_generated, "reference_s": round(reference_s, 3),
-        "reference_tokens_per_s": round(reference.tokens_generated / reference_s, 1),
-        "speedup": round((batched.tokens_generated / batched_s) / (reference.tokens_generated / reference_s), 2),
-        "candidates_batched": len(ours), "candidates_reference": len(theirs),
-        "identical_candidate_share": round(len(ours & theirs) / max(len(ours | theirs), 1), 4),
-    }
+    figures = {"model": args.model, **compare(lvlm, params, prompts, args.images)}
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:

@@ -65,11 +65,6 @@ def install(model: Any) -> None:
     config._attn_implementation = ATTENTION_NAME
 
 
-def _masked(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    # A finite minimum, not -inf: a fully masked row (a padding query) then gives a finite, ignored result.
-    return scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
-
-
 class PrefixPool:
     """Keys/values of the prompts in flight: one slot per prompt, per layer ``(slots, kv_heads, capacity, head_dim)``."""
 
@@ -152,7 +147,9 @@ class RowBatch:
             rank[slot] = rank.get(slot, 0) + 1
         device = self.suffix_valid.device
         self.flat_index = torch.tensor(flat, device=device)
-        self.prefix_valid = self.pool.valid_mask(self.slot_lo, self.slot_hi)
+        valid = self.pool.valid_mask(self.slot_lo, self.slot_hi)
+        # Additive padding mask of the prefix, (slots, 1, 1, capacity): 0 where a key exists, a large negative elsewhere.
+        self.prefix_bias = torch.zeros(valid.shape, device=device).masked_fill_(~valid, -1.0e30)[:, None, None, :]
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.suffix_keys + self.suffix_values)
@@ -183,12 +180,9 @@ class RowBatch:
 
     def select(self, index: torch.Tensor, row_slots: list[int]) -> None:
         """Keep rows ``index`` (in this order, repeats allowed), e.g. repeat each node per beam or drop finished ones."""
-        used = self.length
         for store in (self.suffix_keys, self.suffix_values):
             for i, t in enumerate(store):
-                fresh = t.new_zeros(len(row_slots), *t.shape[1:])
-                fresh[:, :, :used] = t[index, :, :used]
-                store[i] = fresh
+                store[i] = t[index]  # one copy of the rows kept (capacity beyond the used length is small)
         self.suffix_valid = self.suffix_valid[index]
         self._set_rows(row_slots)
 
@@ -209,33 +203,43 @@ class RowBatch:
         self.suffix_keys[layer][:, :, start:end] = key
         self.suffix_values[layer][:, :, start:end] = value
 
-        # Prefix part: rows grouped by prompt slot, so each prompt's keys/values are read once.
+        # Prefix part: rows grouped by prompt slot, so each prompt's keys/values are read once per layer.
         slots, per = self.slot_hi - self.slot_lo, self.per_slot
-        pk = self.pool.keys[layer][self.slot_lo:self.slot_hi]
-        pv = self.pool.values[layer][self.slot_lo:self.slot_hi]
+        capacity = self.pool.capacity
+        pk = self.pool.keys[layer][self.slot_lo:self.slot_hi].reshape(slots * kvh, capacity, d)
+        pv = self.pool.values[layer][self.slot_lo:self.slot_hi].reshape(slots * kvh, capacity, d)
         grouped = query.new_zeros(slots * per, heads, q, d)
         grouped[self.flat_index] = query
-        grouped = grouped.view(slots, per, kvh, groups, q, d).permute(0, 2, 1, 3, 4, 5).reshape(slots, kvh, per * groups * q, d)
-        scores = torch.matmul(grouped, pk.transpose(-1, -2)).float() * scaling
-        scores = _masked(scores, self.prefix_valid[:, None, None, :])
-        lse_p = torch.logsumexp(scores, dim=-1)
-        out_p = torch.matmul(torch.exp(scores - lse_p[..., None]).to(pv.dtype), pv)
+        grouped = grouped.view(slots, per, kvh, groups, q, d).permute(0, 2, 1, 3, 4, 5).reshape(slots * kvh, per * groups * q, d)
+        # Scale and padding mask fused into the matmul (baddbmm), then softmax in place, in fp32.
+        bias = self.prefix_bias.to(query.dtype).expand(slots, kvh, 1, capacity).reshape(slots * kvh, 1, capacity)
+        out_p, lse_p = _softmax_attend(torch.baddbmm(bias, grouped, pk.transpose(1, 2), alpha=scaling), pv)
         out_p = out_p.view(slots, kvh, per, groups, q, d).permute(0, 2, 1, 3, 4, 5).reshape(slots * per, heads, q, d)
         lse_p = lse_p.view(slots, kvh, per, groups, q).permute(0, 2, 1, 3, 4).reshape(slots * per, heads, q)
         out_p, lse_p = out_p[self.flat_index], lse_p[self.flat_index]
 
         # Suffix part: each row's own response tokens, causal within the block being fed.
-        sk = self.suffix_keys[layer][:, :, :end]
-        sv = self.suffix_values[layer][:, :, :end]
-        scores = torch.matmul(query.reshape(rows, kvh, groups * q, d), sk.transpose(-1, -2)).float() * scaling
-        scores = scores.view(rows, kvh, groups, q, end)
+        sk = self.suffix_keys[layer][:, :, :end].reshape(rows * kvh, end, d)
+        sv = self.suffix_values[layer][:, :, :end].reshape(rows * kvh, end, d)
+        scores = torch.bmm(query.reshape(rows * kvh, groups * q, d), sk.transpose(1, 2))
         causal = torch.arange(end, device=query.device)[None, :] <= torch.arange(start, end, device=query.device)[:, None]
         valid = self.suffix_valid[:, None, None, None, :end] & causal[None, None, None]
-        scores = _masked(scores, valid)
-        lse_s = torch.logsumexp(scores, dim=-1)
-        out_s = torch.matmul(torch.exp(scores - lse_s[..., None]).to(sv.dtype).view(rows, kvh, groups * q, end), sv)
+        scores = scores.view(rows, kvh, groups, q, end).masked_fill_(~valid, torch.finfo(scores.dtype).min)
+        out_s, lse_s = _softmax_attend(scores.view(rows * kvh, groups * q, end), sv, scaling)
         out_s, lse_s = out_s.view(rows, heads, q, d), lse_s.view(rows, heads, q)
 
         lse = torch.logaddexp(lse_p, lse_s)
-        out = out_p.float() * torch.exp(lse_p - lse)[..., None] + out_s.float() * torch.exp(lse_s - lse)[..., None]
+        out = out_p * torch.exp(lse_p - lse)[..., None] + out_s * torch.exp(lse_s - lse)[..., None]
         return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def _softmax_attend(scores: torch.Tensor, values: torch.Tensor, scaling: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention of (batch, queries, keys) scores over (batch, keys, dim) values: fp32 output and log-sum-exp."""
+    scores = scores.float()
+    if scaling != 1.0:
+        scores = scores.mul_(scaling) if scores.dtype == torch.float32 else scores * scaling
+    top = scores.amax(dim=-1, keepdim=True)
+    weights = scores.sub_(top).exp_()
+    total = weights.sum(dim=-1, keepdim=True)
+    out = torch.bmm(weights.to(values.dtype), values).float().div_(total)
+    return out, (top + total.log()).squeeze(-1)

@@ -16,6 +16,8 @@ from .group_beam import Candidate
 
 # A node is final when its response is complete: the model ended it or the total length limit did.
 FINAL_ENDS = ("eos", "max_length")
+# Pruning compares keys to this many decimals (fp32 rounding noise between batch layouts is ~1e-6).
+KEY_DECIMALS = 4
 
 
 def root_node() -> dict[str, Any]:
@@ -29,11 +31,13 @@ def prune(candidates: list[int], key: Callable[[int], float], num_beams: int, ke
     """Keep the ``keep_top`` best and ``keep_bottom`` worst of ``candidates`` by ``key`` (higher = better).
 
     As in the reference code, nothing is pruned while there are fewer than ``num_beams`` candidates.
-    Sorting is stable (ties keep generation order), so the result is deterministic.
+    Sorting is stable (ties keep generation order), so the result is deterministic. Keys are compared
+    to ``KEY_DECIMALS`` decimals: two nodes with the same response (a common tie) get scores that differ
+    in the last float bits depending on their rows in the batch, and that must not decide which survives.
     """
     if len(candidates) < num_beams:
         return list(candidates)
-    ranked = sorted(candidates, key=key, reverse=True)
+    ranked = sorted(candidates, key=lambda index: round(key(index), KEY_DECIMALS), reverse=True)
     bottom = ranked[len(ranked) - keep_bottom:] if keep_bottom else []
     return ranked[:keep_top] + bottom
 
