@@ -1,0 +1,235 @@
+"""``npm run bench``: speed and memory figures, each a ratio against a baseline run side by side.
+
+    python compute/benchmarks/bench.py [NAME ...] [--out bench/results.json] [--quick]
+
+Each benchmark is one function below, registered in ``BENCHMARKS``, returning a record
+``{name, baseline, project, ratio, unit, settings, machine, ...extra figures}``; ``ratio`` is
+project / baseline for rates (higher is better) and baseline / project for costs. A benchmark that cannot
+run here (no toy world built) returns a record with ``skipped`` and the reason. The table goes to stdout,
+the records to ``--out``. Not part of ``npm test``: timings are measured, never asserted.
+
+- ``generate_toy``: tree search, this package vs the reference-style loop (one node per call, prompt
+  re-encoded per node), on the toy world's trained LVLM and prompts; tokens/s.
+- ``generate_mid``: the same on a random mid-size LLaVA (``random_llava.py``, shape ``mid``) with the real
+  prompt length (576 image tokens); also ``peak_kv_bytes`` against ``min_kv_bytes``.
+- ``reward``: CLIP scoring of a tree's sentences, batched (the reward step's ``ClipScorer``) vs one sentence
+  at a time; sentences/s.
+- ``resume_cost``: generate killed at 50 % of its prompts and restarted: finished prompts computed again
+  (the project) vs a step without per-prompt resume, which redoes all of them (the baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "compute"))
+
+# The reference settings (configs/llava15-7b.yaml) with sentences cut short enough for a CPU.
+SEARCH = {"num_beams": 5, "num_token_beams": 5, "num_beam_groups": 5, "diversity_penalty": 3.0, "keep_top": 1,
+          "keep_bottom": 2, "batch_size": 32, "prompts_in_flight": 8}
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+def record(name: str, baseline: float | None, project: float | None, unit: str, settings: dict, higher_is_better=True,
+           **extra: Any) -> dict[str, Any]:
+    ratio = None
+    if baseline and project:
+        ratio = round(project / baseline if higher_is_better else baseline / project, 2)
+    return {"name": name, "baseline": baseline, "project": project, "ratio": ratio, "unit": unit,
+            "settings": settings, "machine": machine(), **extra}
+
+
+def _generate_record(name: str, model: str, prompts: list[dict], images_dir: str, params: dict, device: str,
+                     dtype: str, note: str) -> dict[str, Any]:
+    from generate_vs_reference import compare
+
+    from csr_compute.models import load_lvlm
+    from csr_compute.steps.generate import GenerateParams
+
+    lvlm = load_lvlm(model, device, dtype)
+    figures = compare(lvlm, GenerateParams(**params), prompts, images_dir)
+    settings = {"model": note, "prompts": len(prompts), "prompt_tokens_mean": figures["prompt_tokens_mean"],
+                "device": figures["device"], "dtype": figures["dtype"], **figures["params"]}
+    return record(name, figures["reference_tokens_per_s"], figures["batched_tokens_per_s"], "tokens/s", settings,
+                  identical_share=figures["identical_candidate_share"], peak_kv_bytes=figures["peak_kv_bytes"],
+                  min_kv_bytes=figures["min_kv_bytes"],
+                  kv_ratio=round(figures["peak_kv_bytes"] / max(figures["min_kv_bytes"], 1), 3),
+                  baseline_s=figures["reference_s"], project_s=figures["batched_s"], tokens=figures["batched_tokens"])
+
+
+def _toy_world() -> Path | None:
+    root = Path(os.environ.get("CSR_HOME", ROOT / ".csr")) / "toyworld"
+    worlds = [d for d in root.glob("*") if (d / "lvlm" / "config.json").is_file() and (d / "prompts.json").is_file()]
+    return max(worlds, key=lambda d: d.stat().st_mtime) if worlds else None
+
+
+def generate_toy(args: argparse.Namespace) -> dict[str, Any]:
+    world = _toy_world()
+    if world is None:
+        return {"name": "generate_toy", "skipped": "no toy world built (npx csr toyworld build)", "machine": machine()}
+    prompts = json.loads((world / "prompts.json").read_text())[:4 if args.quick else 16]
+    params = {**SEARCH, "max_new_tokens": 16, "max_length": 512, "diversity_penalty": 2.0}
+    return _generate_record("generate_toy", str(world / "lvlm"), prompts, str(world / "images"), params, args.device,
+                            args.dtype, f"toy world {world.name} (trained)")
+
+
+def generate_mid(args: argparse.Namespace) -> dict[str, Any]:
+    from random_llava import build_random_llava
+
+    from csr_compute.fixtures.tiny_models import build_images_and_prompts
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mid-"))
+    model = build_random_llava(tmp / "lvlm", "mid")
+    count = 2 if args.quick else 8
+    images, prompts_file = build_images_and_prompts(tmp / "data", count=count)
+    prompts = json.loads(prompts_file.read_text())
+    params = {**SEARCH, "max_new_tokens": 12, "max_length": 640}
+    return _generate_record("generate_mid", str(model), prompts, str(images), params, args.device, args.dtype,
+                            "random LLaVA 'mid' (CLIP 1x64, Llama 4x256, 576 image tokens)")
+
+
+def reward(args: argparse.Namespace) -> dict[str, Any]:
+    import random
+
+    from PIL import Image
+
+    from csr_compute.fixtures.tiny_models import WORDS, build_images_and_prompts, build_tiny_clip
+    from csr_compute.models import load_clip
+    from csr_compute.search.clip_score import ClipScorer
+
+    world = _toy_world()
+    if world is not None and (world / "clip" / "config.json").is_file():
+        clip_dir, note = world / "clip", f"toy world {world.name} CLIP"
+        image = Image.open(next((world / "images").glob("*.png"))).convert("RGB")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-reward-"))
+        clip_dir, note = build_tiny_clip(tmp / "clip"), "tiny random CLIP"
+        images, _ = build_images_and_prompts(tmp / "data", count=1)
+        image = Image.open(next(images.glob("*.png"))).convert("RGB")
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + " ." for _ in range(128 if args.quick else 512)]
+    clip = load_clip(clip_dir, args.device)
+    batched, single = ClipScorer(clip.model, clip.processor, clip.device, 64), ClipScorer(clip.model, clip.processor, clip.device, 1)
+    started = time.perf_counter()
+    ours = batched.score(image, sentences)
+    batched_s = time.perf_counter() - started
+    started = time.perf_counter()
+    theirs = [single.score(image, [s])[0] for s in sentences]  # one call per sentence, image encoded each time
+    single_s = time.perf_counter() - started
+    agree = max(abs(a - b) for a, b in zip(ours, theirs))
+    settings = {"model": note, "sentences": len(sentences), "batch_size": 64, "device": clip.device}
+    return record("reward", round(len(sentences) / single_s, 1), round(len(sentences) / batched_s, 1), "sentences/s",
+                  settings, max_abs_difference=round(agree, 6), baseline_s=round(single_s, 3), project_s=round(batched_s, 3))
+
+
+def resume_cost(args: argparse.Namespace) -> dict[str, Any]:
+    from csr_compute.fixtures.tiny_models import build_images_and_prompts, build_tiny_lvlm
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-resume-"))
+    model = build_tiny_lvlm(tmp / "lvlm")
+    images, prompts_file = build_images_and_prompts(tmp / "data", count=16)
+    params = {**SEARCH, "max_new_tokens": 6, "max_length": 52, "batch_size": 8, "prompts_in_flight": 2}
+    spec = {"out_dir": str(tmp / "out"), "model": str(model), "prompts_file": str(prompts_file),
+            "images_dir": str(images), "device": "cpu", "seed": 0, "params": params}
+    (tmp / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "compute"), "CSR_TORCH_THREADS": os.environ.get("CSR_TORCH_THREADS", "1")}
+    command = [sys.executable, "-m", "csr_compute", "generate", "--spec", str(tmp / "spec.json")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    for line in process.stdout:
+        event = json.loads(line)
+        if event.get("event") == "progress" and "phase" not in event and event.get("done", 0) >= 8:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len((tmp / "out" / "trees.jsonl").read_text().splitlines())
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    manifest = json.loads((tmp / "out" / "manifest.json").read_text())
+    redone = manifest["items_computed"] - (16 - finished)  # finished prompts computed a second time
+    settings = {"prompts": 16, "killed_after": finished, "prompts_in_flight": 2, "model": "tiny random LLaVA"}
+    return {**record("resume_cost", float(finished), float(redone), "prompts redone per shard", settings,
+                     higher_is_better=False),
+            "note": f"the {params['prompts_in_flight']} prompts in flight at the kill lose their partial trees"}
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "generate_toy": generate_toy, "generate_mid": generate_mid, "reward": reward, "resume_cost": resume_cost,
+}
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    lines = [f"{'name':<14} {'baseline':>10} {'project':>10} {'ratio':>7}  unit / notes"]
+    for r in records:
+        if "skipped" in r:
+            lines.append(f"{r['name']:<14} {'-':>10} {'-':>10} {'-':>7}  skipped: {r['skipped']}")
+            continue
+        extra = []
+        if "identical_share" in r:
+            extra.append(f"identical {r['identical_share']:.1%}")
+        if "peak_kv_bytes" in r:
+            extra.append(f"peak KV {r['peak_kv_bytes'] / 2**20:.1f} MiB = {r['kv_ratio']}x min")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']}x"
+        lines.append(f"{r['name']:<14} {r['baseline']:>10} {r['project']:>10} {ratio:>7}  {r['unit']}"
+                     + (f"; {', '.join(extra)}" if extra else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--quick", action="store_true", help="fewer prompts and sentences (a smoke run)")
+    args = parser.parse_args(argv)
+    import difflib
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("CSR_TORCH_THREADS", "1")))
+    for name in args.names:
+        if name not in BENCHMARKS:
+            close = difflib.get_close_matches(name, BENCHMARKS, n=1)
+            parser.error(f"unknown benchmark {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    records = []
+    for name in args.names or list(BENCHMARKS):
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        records.append(BENCHMARKS[name](args))
+    print(table(records))
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() and args.names else []
+    merged = {r["name"]: r for r in previous} | {r["name"]: r for r in records}  # a partial run updates its records
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(list(merged.values()), indent=2) + "\n")
+    print(f"[bench] wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
