@@ -17,7 +17,7 @@ test('the summary ends with the change of each headline metric against iteration
     iteration(2, { 'toy_chair_test/CHAIR_I': 15, 'toy_chair_test/recall': 81 }),
   ];
   const lines = summaryTable(history).split('\n');
-  const last = lines[lines.length - 1];
+  const last = lines[lines.length - 1] ?? '';
   t.regex(last, /^change %/);
   t.regex(last, /-40\.0/);
   t.regex(last, /-10\.0/);
