@@ -49,7 +49,8 @@ class ReferenceStyleGrower(TreeGrower):
 
 
 def grow_all(grower: TreeGrower, prompts: list[dict], in_flight: int) -> tuple[dict[str, list[dict]], float]:
-    started = time.perf_counter()
+    """Grow every prompt's tree; the trees and the wall seconds (``grower.cpu_s``: this process's CPU seconds)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     queue, pool, trees = list(prompts), [], {}
     while queue or pool:
         while queue and len(pool) < in_flight:
@@ -59,6 +60,7 @@ def grow_all(grower: TreeGrower, prompts: list[dict], in_flight: int) -> tuple[d
             trees[entry[2]["id"]] = entry[0]
             grower.finish(entry)
             pool.remove(entry)
+    grower.cpu_s = time.process_time() - cpu_started
     return trees, time.perf_counter() - started
 
 
@@ -86,6 +88,11 @@ def compare(lvlm, params: GenerateParams, prompts: list[dict], images_dir: str) 
         "reference_tokens": reference.tokens_generated, "reference_s": round(reference_s, 3),
         "reference_tokens_per_s": round(reference.tokens_generated / reference_s, 1),
         "speedup": round((batched.tokens_generated / batched_s) / (reference.tokens_generated / reference_s), 2),
+        # On a shared CPU other jobs slow both runs unevenly; CPU seconds of this process (1 torch thread) do not move.
+        "batched_cpu_s": round(batched.cpu_s, 3), "reference_cpu_s": round(reference.cpu_s, 3),
+        "batched_tokens_per_cpu_s": round(batched.tokens_generated / batched.cpu_s, 1),
+        "reference_tokens_per_cpu_s": round(reference.tokens_generated / reference.cpu_s, 1),
+        "speedup_cpu_time": round(reference.cpu_s / batched.cpu_s * batched.tokens_generated / reference.tokens_generated, 2),
         "candidates_batched": len(ours), "candidates_reference": len(theirs),
         "identical_candidate_share": round(len(ours & theirs) / max(len(ours | theirs), 1), 4),
         "peak_kv_bytes": batched.kv["peak_kv_bytes"], "min_kv_bytes": batched.kv["min_kv_bytes"],

@@ -13,6 +13,7 @@ as it does in the tests. Shapes:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SHAPES = {
     "tiny": {"vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
@@ -28,8 +29,18 @@ SHAPES = {
 
 
 def build_random_llava(folder: str | Path, shape: str = "mid", seed: int = 0, image_size: int = 336,
-                       patch_size: int = 14, dtype: str = "float32") -> Path:
+                       patch_size: int = 14) -> Path:
     """Save a random LLaVA of ``shape`` (see ``SHAPES``) with the tiny model's tokenizer and a 336 px processor."""
+    folder = Path(folder)
+    model, processor = random_llava(shape, seed, image_size, patch_size)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def random_llava(shape: str = "mid", seed: int = 0, image_size: int = 336, patch_size: int = 14,
+                 device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
+    """A random LLaVA of ``shape`` built in memory on ``device`` (a 7B one is never written to disk)."""
     import torch
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
@@ -38,7 +49,6 @@ def build_random_llava(folder: str | Path, shape: str = "mid", seed: int = 0, im
 
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
-    folder = Path(folder)
     tokenizer = _tokenizer(eos_suffix=False)
     num_patches = (image_size // patch_size) ** 2
     text_config = LlamaConfig(
@@ -54,8 +64,13 @@ def build_random_llava(folder: str | Path, shape: str = "mid", seed: int = 0, im
         projector_hidden_act="gelu", pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    with torch.device("cuda" if dtype != "float32" and torch.cuda.is_available() else "cpu"):
-        model = LlavaForConditionalGeneration(config).to(getattr(torch, dtype))
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):
+            model = LlavaForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    model.eval()
     with torch.no_grad():
         # As in the tiny test model: stronger "." and "</s>" rows, so that sentences and responses end.
         head = model.lm_head.weight
@@ -68,6 +83,4 @@ def build_random_llava(folder: str | Path, shape: str = "mid", seed: int = 0, im
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
                                vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
                                image_token="<image>", num_additional_image_tokens=1)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return model, processor
