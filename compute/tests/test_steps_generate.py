@@ -270,9 +270,10 @@ def test_prompt_prefix_is_stored_once_per_prompt(tiny_models):
     assert len(pool.lengths) == 4  # one slot per prompt in flight, reused, never one per node
     prefix_len = max(pool.capacity, 1)
     assert pool.nbytes() == 4 * prefix_len * per_token
-    # Peak (pool + suffix rows as allocated) against the analytic minimum (each prompt once + each row's
-    # real tokens). A copy of the ~25-token prefix per beam row would put the peak at > 3x the minimum here.
-    assert grower.kv["min_kv_bytes"] <= grower.kv["peak_kv_bytes"] <= 1.5 * grower.kv["min_kv_bytes"], grower.kv
+    # Peak (pool + node responses + suffix rows, as allocated) against the analytic minimum (each prompt and
+    # node response once + each row's real tokens). A copy of the ~25-token prefix per beam row would put the
+    # peak at > 2.5x the minimum here; what remains is padding (prompts to the longest, suffixes grown in steps).
+    assert grower.kv["min_kv_bytes"] <= grower.kv["peak_kv_bytes"] <= 2.0 * grower.kv["min_kv_bytes"], grower.kv
 
 
 def test_nodes_of_one_prompt_share_one_prefix(lvlm_and_inputs):
@@ -288,8 +289,9 @@ def test_nodes_of_one_prompt_share_one_prefix(lvlm_and_inputs):
     config = lvlm.model.config.text_config
     per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads) * 4
     assert cache.pool.nbytes() == cache.length * per_token  # one slot, the prompt once
-    suffix_peak = stats["peak_kv_bytes"] - cache.pool.nbytes()
-    assert suffix_peak <= 16 * (1 + 5) * per_token  # 16 rows x (last prompt token + 5 new), no prefix in them
+    rows_peak = stats["peak_kv_bytes"] - cache.pool.nbytes()
+    # 4 node responses (the last prompt token) once + 16 beam rows x 5 new tokens: no prefix in any row.
+    assert rows_peak <= (4 * 1 + 16 * 5) * per_token
 
 
 def test_out_of_memory_halves_the_batch_and_goes_on(tiny_models, monkeypatch):

@@ -171,12 +171,12 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     # Feed [last prompt token] + response for every node, left-padded into one block.
     pending = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
     block = max(len(t) for t in pending)
-    rows = RowBatch(pool, node_slots, suffix_capacity=block + RowBatch.GROW, suffix_limit=block + max(limits))
+    rows = RowBatch(pool, node_slots, suffix_capacity=block, suffix_limit=block)
 
     def track(real_tokens: int) -> None:
         if stats is not None:
             stats["peak_kv_bytes"] = max(stats.get("peak_kv_bytes", 0), pool.nbytes() + rows.nbytes())
-            minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token
+            minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token  # prompts once + real tokens
             stats["min_kv_bytes"] = max(stats.get("min_kv_bytes", 0), minimum)
     input_ids = torch.full((m_count, block), settings.pad_id, dtype=torch.long, device=device)
     valid = torch.zeros(m_count, block, dtype=torch.bool, device=device)
@@ -194,10 +194,12 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     computed = sum(len(t) for t in pending)
     track(computed)
 
-    # Every node's beams: rows node*n .. node*n+n-1 of the batch.
-    rows.select(torch.arange(m_count, device=device).repeat_interleave(n), [s for s in node_slots for _ in range(n)])
+    # Every node's beams: rows node*n .. node*n+n-1 of the batch. The node's response (just fed) is stored
+    # once per node and shared by its beams; each beam row's suffix holds only the tokens it generates.
+    rows.share_suffix(n, capacity=RowBatch.GROW, limit=max(limits))
     logits = logits.repeat_interleave(n, dim=0)
-    next_position = torch.tensor([p.length + len(t) for p, t in zip(prompts, pending)], device=device).repeat_interleave(n)
+    node_position = torch.tensor([p.length + len(t) for p, t in zip(prompts, pending)], device=device)
+    live_rows = list(range(m_count * n))  # flat (node row * n + beam) index of each row the model computes, in order
     a_count = m_count
     beam_scores = torch.zeros(a_count, n, device=device)
     beam_scores.view(a_count, groups, g)[:, :, 1:] = NEG_INF  # each group starts from a single beam
@@ -261,7 +263,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
         if on_step is not None:
             on_step()
 
-        keep = []
+        keep, row_src, row_done = [], [], []
         k5 = 5 * top_k
         for row, node in enumerate(active):
             h = host[row]
@@ -279,6 +281,8 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
             raw_now, score_now = h[base + 2 * n:base + 3 * n], h[base + 3 * n:base + 4 * n]
             done_now, finished = h[base + 4 * n:base + 4 * n + groups], h[base + 4 * n + groups]
             beam_tokens[node] = [beam_tokens[node][int(b)] + [int(t)] for b, t in zip(src, tok)]
+            row_src.append(src)
+            row_done.append(done_now)
             if step >= limits[node]:
                 end = "max_new_tokens" if limits[node] >= settings.max_new_tokens else "max_length"
                 for group in range(groups):
@@ -292,26 +296,36 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
         if not keep:
             break
 
-        # Beam reordering (and dropping finished nodes) moves suffix rows only.
-        reorder = (torch.arange(a_count, device=device)[:, None] * n + source).reshape(-1)
+        # The rows that go on: beams of groups not done, of nodes not finished. Beam reordering, finished
+        # nodes and done groups leaving are one selection of suffix rows (a live group's beams come from
+        # its own beams, which were live too).
+        position_of = {flat: i for i, flat in enumerate(live_rows)}
+        live_rows, sources = [], []
+        for new_row, row in enumerate(keep):
+            for slot in range(n):
+                if not row_done[row][slot // g]:
+                    sources.append(position_of[row * n + int(row_src[row][slot])])
+                    live_rows.append(new_row * n + slot)
+        active = [active[r] for r in keep]
+        rows.select(torch.tensor(sources, device=device), [node_slots[active[flat // n]] for flat in live_rows],
+                    [active[flat // n] for flat in live_rows])
         if len(keep) < a_count:
             keep_t = torch.tensor(keep, device=device)
-            active = [active[r] for r in keep]
-            rows.select(reorder.view(a_count, n)[keep_t].reshape(-1), [node_slots[node] for node in active for _ in range(n)])
             new_token, new_scores, new_logprobs = new_token[keep_t], new_scores[keep_t], new_logprobs[keep_t]
             group_done, hyp_scores, hyp_count, limit_t = group_done[keep_t], hyp_scores[keep_t], hyp_count[keep_t], limit_t[keep_t]
-            next_position = next_position.view(a_count, n)[keep_t].reshape(-1)
+            node_position = node_position[keep_t]
             a_count = len(keep)
-        else:
-            rows.reorder(reorder)
         beam_scores, beam_logprobs = new_scores, new_logprobs
-        rows.begin(torch.ones(a_count * n, 1, dtype=torch.bool, device=device))
+        live_t = torch.tensor(live_rows, device=device)
+        rows.begin(torch.ones(len(live_rows), 1, dtype=torch.bool, device=device))
         with torch.inference_mode():
-            logits = model(input_ids=new_token.reshape(-1, 1), position_ids=next_position[:, None], csr_rows=rows,
-                           use_cache=False).logits[:, -1, :]
+            live_logits = model(input_ids=new_token.reshape(-1)[live_t, None], position_ids=node_position[live_t // n, None],
+                                csr_rows=rows, use_cache=False).logits[:, -1, :]
         rows.end()
-        computed += a_count * n
-        track(n * sum(len(pending[node]) for node in active) + a_count * n * step)
-        next_position = next_position + 1
+        # Rows of done groups get no logits (their groups take no more tokens).
+        logits = live_logits.new_zeros(a_count * n, live_logits.shape[-1]).index_copy_(0, live_t, live_logits)
+        computed += len(live_rows)
+        track(sum(len(pending[node]) for node in active) + len(live_rows) * step)
+        node_position = node_position + 1
 
     return [[c for state in node_hyps for _, _, c in state.hyps] for node_hyps in hyps], computed

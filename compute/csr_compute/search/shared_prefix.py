@@ -3,22 +3,24 @@
 Why: a node of a CSR tree is the prompt (image included: 576 of LLaVA-1.5's ~590 prompt tokens) plus a
 short response, and 5 token beams x up to 32 nodes of up to 8 prompts decode together. A standard
 ``DynamicCache`` holds one full cache per batch row, so each row carried its own copy of its prompt's
-~590-token cache, and beam reordering copied all of it at every token. Here:
+~590-token cache (and of its node's response), and beam reordering copied all of it at every token. Here
+a row's keys/values come in three levels, each stored once:
 
-- ``PrefixPool`` holds the keys/values of the prompts in flight, one slot per prompt, per layer a
-  ``(slots, kv_heads, capacity, head_dim)`` tensor (slots padded to the longest prompt; a mask hides
-  the padding). A prompt is encoded once when it enters the pool and its slot is freed when its tree is
-  done: the prefix is stored once per prompt, never per node or beam.
-- ``RowBatch`` holds the per-row *suffix* (the node's response so far and the tokens being generated),
-  preallocated per layer as ``(rows, kv_heads, suffix_capacity, head_dim)``, and the row -> slot map.
-  Beam reordering and finished nodes leaving the batch move suffix rows only.
-- Attention is split in two parts combined exactly by log-sum-exp. The prefix part groups the rows of
-  each prompt: the queries of all rows of one slot are stacked along the query axis, so one batched
-  matmul per layer reads each prompt's keys/values once for all its rows (``(slots, kv_heads,
-  rows_per_slot * q, head_dim) @ (slots, kv_heads, head_dim, capacity)``). The suffix part is ordinary
-  per-row attention over the short suffix (causal within the block fed). With ``lse = logaddexp(lse_p,
-  lse_s)``, ``out = out_p * exp(lse_p - lse) + out_s * exp(lse_s - lse)`` equals softmax attention over
-  the concatenation of prefix and suffix.
+- the prompt prefix, once per prompt: ``PrefixPool`` holds the prompts in flight, one slot per prompt,
+  per layer a ``(slots, kv_heads, capacity, head_dim)`` tensor (slots padded to the longest prompt; a
+  mask hides the padding). A prompt is encoded once when it enters the pool; its slot is freed when its
+  tree is done;
+- the node's response so far, once per node: fed in the first forward pass of an expansion (one row per
+  node), then shared by the node's beams (``RowBatch.share_suffix``);
+- the row's own suffix, the tokens that beam generated, grown in small steps.
+
+Beam reordering, finished nodes and groups that are done leaving the batch move suffix rows only.
+Attention is split into the parts, combined exactly by log-sum-exp. For a shared level the queries of
+all rows of one group (prompt or node) are stacked along the query axis, so one batched matmul per layer
+reads each group's keys/values once for all its rows (``(groups * kv_heads, rows_per_group * q,
+head_dim) @ (groups * kv_heads, head_dim, capacity)``, scale and padding mask fused in ``baddbmm``). The
+suffix part is per-row attention, causal within the block fed. With ``lse = logsumexp(lse_parts)``,
+``out = sum(out_part * exp(lse_part - lse))`` equals softmax attention over the concatenation.
 
 It plugs into the model through transformers' attention interface (``AttentionInterface.register``),
 so the model's own layers (projections, rotary embeddings, MLPs) run unchanged; only the attention
@@ -112,47 +114,104 @@ class PrefixPool:
         return torch.arange(self.capacity, device=device)[None, :] < lengths[:, None]
 
 
-class RowBatch:
-    """The rows of one batched search: per-row suffix keys/values and each row's prompt slot."""
+class _Shared:
+    """Keys/values that several rows attend to: per layer ``(groups, kv_heads, capacity, head_dim)`` and a padding mask."""
 
-    GROW = 16
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], valid: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+        # Additive padding mask, (groups, 1, 1, capacity): 0 where a key exists, a large negative elsewhere.
+        self.bias = torch.zeros(valid.shape, device=valid.device).masked_fill_(~valid, -1.0e30)[:, None, None, :]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+    def place(self, row_groups: list[int]) -> None:
+        """Rows -> group: rows of one group are stacked, ``per`` of them at most (padding rows are zero queries)."""
+        self.lo, self.hi = min(row_groups), max(row_groups) + 1
+        rank: dict[int, int] = {}
+        for group in row_groups:
+            rank[group] = rank.get(group, 0) + 1
+        self.per = max(rank.values())
+        rank.clear()
+        flat = []
+        for group in row_groups:
+            flat.append((group - self.lo) * self.per + rank.get(group, 0))
+            rank[group] = rank.get(group, 0) + 1
+        self.flat_index = torch.tensor(flat, device=self.bias.device)
+
+    def attend(self, layer: int, query: torch.Tensor, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(out, lse) of every row's queries over its group's keys; each group's keys are read once for all its rows."""
+        rows, heads, q, d = query.shape
+        groups, per = self.hi - self.lo, self.per
+        keys, values = self.keys[layer][self.lo:self.hi], self.values[layer][self.lo:self.hi]
+        kvh, capacity = keys.shape[1], keys.shape[2]
+        heads_per_kv = heads // kvh
+        stacked = query.new_zeros(groups * per, heads, q, d)
+        stacked[self.flat_index] = query
+        stacked = stacked.view(groups, per, kvh, heads_per_kv, q, d).permute(0, 2, 1, 3, 4, 5).reshape(groups * kvh, per * heads_per_kv * q, d)
+        bias = self.bias[self.lo:self.hi].to(query.dtype).expand(groups, kvh, 1, capacity).reshape(groups * kvh, 1, capacity)
+        scores = torch.baddbmm(bias, stacked, keys.reshape(groups * kvh, capacity, d).transpose(1, 2), alpha=scaling)
+        out, lse = _softmax_attend(scores, values.reshape(groups * kvh, capacity, d))
+        out = out.view(groups, kvh, per, heads_per_kv, q, d).permute(0, 2, 1, 3, 4, 5).reshape(groups * per, heads, q, d)
+        lse = lse.view(groups, kvh, per, heads_per_kv, q).permute(0, 2, 1, 3, 4).reshape(groups * per, heads, q)
+        return out[self.flat_index], lse[self.flat_index]
+
+
+class RowBatch:
+    """The rows of one batched search: the shared levels they attend to and each row's own suffix.
+
+    Levels: the prompt prefix (a ``PrefixPool`` slot per prompt) and, after ``share_suffix``, each node's
+    response so far (stored once per node, attended to by the node's beams). A row's suffix holds only
+    the tokens it generates itself.
+    """
+
+    GROW = 8
 
     def __init__(self, pool: PrefixPool, row_slots: list[int], suffix_capacity: int, suffix_limit: int | None = None) -> None:
         self.pool = pool
         first = pool.keys[0]
         self.layers = len(pool.keys)
         self.kv_heads, self.head_dim = first.shape[1], first.shape[3]
-        rows = len(row_slots)
-        self.suffix_limit = suffix_limit or 1 << 30  # never more suffix positions than this
-        suffix_capacity = min(suffix_capacity, self.suffix_limit)
-        self.suffix_keys = [first.new_zeros(rows, self.kv_heads, suffix_capacity, self.head_dim) for _ in pool.keys]
-        self.suffix_values = [first.new_zeros(rows, self.kv_heads, suffix_capacity, self.head_dim) for _ in pool.keys]
-        self.suffix_valid = torch.zeros(rows, suffix_capacity, dtype=torch.bool, device=first.device)
+        self.prefix = _Shared(pool.keys, pool.values, pool.valid_mask(0, len(pool.lengths)))
+        self.nodes: _Shared | None = None
+        self._new_suffix(len(row_slots), suffix_capacity, suffix_limit)
+        self._set_rows(row_slots, None)
+
+    def _new_suffix(self, rows: int, capacity: int, limit: int | None) -> None:
+        first = self.pool.keys[0]
+        self.suffix_limit = limit or 1 << 30  # never more suffix positions than this
+        capacity = min(capacity, self.suffix_limit)
+        self.suffix_keys = [first.new_zeros(rows, self.kv_heads, capacity, self.head_dim) for _ in range(self.layers)]
+        self.suffix_values = [first.new_zeros(rows, self.kv_heads, capacity, self.head_dim) for _ in range(self.layers)]
+        self.suffix_valid = torch.zeros(rows, capacity, dtype=torch.bool, device=first.device)
         self.length = 0  # suffix positions written
         self.feeding = 0  # tokens of the forward pass in progress
-        self._set_rows(row_slots)
 
-    def _set_rows(self, row_slots: list[int]) -> None:
-        self.row_slots = list(row_slots)
-        self.slot_lo, self.slot_hi = min(row_slots), max(row_slots) + 1
-        counts: dict[int, int] = {}
-        flat = []
-        for slot in row_slots:
-            flat.append(slot - self.slot_lo)
-            counts[slot] = counts.get(slot, 0) + 1
-        self.per_slot = max(counts.values())
-        rank: dict[int, int] = {}
-        for i, slot in enumerate(row_slots):
-            flat[i] = flat[i] * self.per_slot + rank.get(slot, 0)
-            rank[slot] = rank.get(slot, 0) + 1
-        device = self.suffix_valid.device
-        self.flat_index = torch.tensor(flat, device=device)
-        valid = self.pool.valid_mask(self.slot_lo, self.slot_hi)
-        # Additive padding mask of the prefix, (slots, 1, 1, capacity): 0 where a key exists, a large negative elsewhere.
-        self.prefix_bias = torch.zeros(valid.shape, device=device).masked_fill_(~valid, -1.0e30)[:, None, None, :]
+    def _set_rows(self, row_slots: list[int], row_nodes: list[int] | None) -> None:
+        self._row_slots = list(row_slots)
+        self.prefix.place(row_slots)
+        if self.nodes is not None:
+            self.nodes.place(row_nodes)
+
+    def share_suffix(self, rows_per_entry: int, capacity: int, limit: int) -> None:
+        """The suffix written so far (one row per node) becomes the shared node level; ``rows_per_entry`` beam rows per node follow, with empty suffixes."""
+        used = self.length
+        self.nodes = _Shared([k[:, :, :used].contiguous() for k in self.suffix_keys],
+                             [v[:, :, :used].contiguous() for v in self.suffix_values], self.suffix_valid[:, :used])
+        self.node_offset = used
+        slots = self.prefix_rows
+        count = len(slots)
+        self._new_suffix(count * rows_per_entry, capacity, limit)
+        self._set_rows([s for s in slots for _ in range(rows_per_entry)],
+                       [i for i in range(count) for _ in range(rows_per_entry)])
+
+    @property
+    def prefix_rows(self) -> list[int]:
+        return self._row_slots
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.suffix_keys + self.suffix_values)
+        shared = self.nodes.nbytes() if self.nodes is not None else 0
+        return shared + sum(t.numel() * t.element_size() for t in self.suffix_keys + self.suffix_values)
 
     @property
     def bytes_per_token(self) -> int:
@@ -178,21 +237,13 @@ class RowBatch:
         self.length += self.feeding
         self.feeding = 0
 
-    def select(self, index: torch.Tensor, row_slots: list[int]) -> None:
-        """Keep rows ``index`` (in this order, repeats allowed), e.g. repeat each node per beam or drop finished ones."""
+    def select(self, index: torch.Tensor, row_slots: list[int], row_nodes: list[int] | None = None) -> None:
+        """Keep suffix rows ``index`` (in this order): beam reordering, finished nodes and done groups leaving."""
         for store in (self.suffix_keys, self.suffix_values):
             for i, t in enumerate(store):
                 store[i] = t[index]  # one copy of the rows kept (capacity beyond the used length is small)
         self.suffix_valid = self.suffix_valid[index]
-        self._set_rows(row_slots)
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Beam reordering: row r takes row ``index[r]``'s suffix (rows stay with their prompt)."""
-        used = self.length
-        for store in (self.suffix_keys, self.suffix_values):
-            for t in store:
-                t[:, :, :used] = t[index, :, :used]
-        self.suffix_valid[:, :used] = self.suffix_valid[index, :used]
+        self._set_rows(row_slots, row_nodes)
 
     def attend(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                scaling: float) -> tuple[torch.Tensor, None]:
@@ -202,23 +253,12 @@ class RowBatch:
         start, end = self.length, self.length + q
         self.suffix_keys[layer][:, :, start:end] = key
         self.suffix_values[layer][:, :, start:end] = value
+        # Shared levels (prompt prefix, node response): each group's keys/values read once for all its rows.
+        parts = [self.prefix.attend(layer, query, scaling)]
+        if self.nodes is not None:
+            parts.append(self.nodes.attend(layer, query, scaling))
 
-        # Prefix part: rows grouped by prompt slot, so each prompt's keys/values are read once per layer.
-        slots, per = self.slot_hi - self.slot_lo, self.per_slot
-        capacity = self.pool.capacity
-        pk = self.pool.keys[layer][self.slot_lo:self.slot_hi].reshape(slots * kvh, capacity, d)
-        pv = self.pool.values[layer][self.slot_lo:self.slot_hi].reshape(slots * kvh, capacity, d)
-        grouped = query.new_zeros(slots * per, heads, q, d)
-        grouped[self.flat_index] = query
-        grouped = grouped.view(slots, per, kvh, groups, q, d).permute(0, 2, 1, 3, 4, 5).reshape(slots * kvh, per * groups * q, d)
-        # Scale and padding mask fused into the matmul (baddbmm), then softmax in place, in fp32.
-        bias = self.prefix_bias.to(query.dtype).expand(slots, kvh, 1, capacity).reshape(slots * kvh, 1, capacity)
-        out_p, lse_p = _softmax_attend(torch.baddbmm(bias, grouped, pk.transpose(1, 2), alpha=scaling), pv)
-        out_p = out_p.view(slots, kvh, per, groups, q, d).permute(0, 2, 1, 3, 4, 5).reshape(slots * per, heads, q, d)
-        lse_p = lse_p.view(slots, kvh, per, groups, q).permute(0, 2, 1, 3, 4).reshape(slots * per, heads, q)
-        out_p, lse_p = out_p[self.flat_index], lse_p[self.flat_index]
-
-        # Suffix part: each row's own response tokens, causal within the block being fed.
+        # The row's own suffix, causal within the block being fed.
         sk = self.suffix_keys[layer][:, :, :end].reshape(rows * kvh, end, d)
         sv = self.suffix_values[layer][:, :, :end].reshape(rows * kvh, end, d)
         scores = torch.bmm(query.reshape(rows * kvh, groups * q, d), sk.transpose(1, 2))
@@ -226,10 +266,11 @@ class RowBatch:
         valid = self.suffix_valid[:, None, None, None, :end] & causal[None, None, None]
         scores = scores.view(rows, kvh, groups, q, end).masked_fill_(~valid, torch.finfo(scores.dtype).min)
         out_s, lse_s = _softmax_attend(scores.view(rows * kvh, groups * q, end), sv, scaling)
-        out_s, lse_s = out_s.view(rows, heads, q, d), lse_s.view(rows, heads, q)
+        parts.append((out_s.view(rows, heads, q, d), lse_s.view(rows, heads, q)))
 
-        lse = torch.logaddexp(lse_p, lse_s)
-        out = out_p * torch.exp(lse_p - lse)[..., None] + out_s * torch.exp(lse_s - lse)[..., None]
+        # Softmax over the concatenation of all parts = parts weighted by exp(lse_part - lse_all).
+        lse = torch.logsumexp(torch.stack([l for _, l in parts]), dim=0)
+        out = sum(o * torch.exp(l - lse)[..., None] for o, l in parts)
         return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
