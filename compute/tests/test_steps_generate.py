@@ -318,14 +318,27 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tiny_models, monkeypatch):
         assert [n["token_ids"] for n in trees[pid]] == [n["token_ids"] for n in expected[pid]], pid
 
 
-def test_memory_budget_limits_rows_per_pass(tiny_models):
+def test_memory_budget_limits_rows_per_pass(tiny_models, monkeypatch):
+    """Nodes per pass stay within max_batch_tokens (nodes x response + beam rows x new tokens); trees unchanged."""
+    from csr_compute.steps import generate as gen
     from csr_compute.steps.generate import GenerateParams
 
     lvlm = load_lvlm(tiny_models.lvlm, "cpu")
-    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:2]
-    budget = 5 * (1 + 6) * 2  # two root nodes of 5 beams with 6 new tokens each
-    _, grower = _grow(lvlm, tiny_models.images_dir, prompts, {**GENERATE_PARAMS, "max_batch_tokens": budget})
+    prompts = json.loads(Path(tiny_models.prompts_file).read_text())[:4]
+    expected, _ = _grow(lvlm, tiny_models.images_dir, prompts, GENERATE_PARAMS)
+    real, passes = gen.expand_nodes, []
+
+    def expand_and_record(model, caches, responses, budgets, *args, **kwargs):
+        passes.append(len(caches) * (1 + max(map(len, responses)) + 5 * max(budgets)))
+        return real(model, caches, responses, budgets, *args, **kwargs)
+
+    monkeypatch.setattr(gen, "expand_nodes", expand_and_record)
+    budget = 3 * (1 + 5 * 6)  # three root nodes (1 token each) of 5 beams with 6 new tokens each
+    trees, grower = _grow(lvlm, tiny_models.images_dir, prompts, {**GENERATE_PARAMS, "max_batch_tokens": budget})
     assert grower.max_batch_tokens == budget
+    assert max(passes) <= budget < max(passes) * 8  # limited, and not to one node per pass
+    for pid in expected:
+        assert [n["token_ids"] for n in trees[pid]] == [n["token_ids"] for n in expected[pid]], pid
     with pytest.raises(Exception, match="max_batch_tokens"):
         GenerateParams(max_batch_tokens=-1)
     with pytest.raises(Exception, match="dtype"):

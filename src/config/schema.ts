@@ -72,9 +72,9 @@ const generate = z
     /** The token that ends a sentence (LLaMA: "." = id 29889). @default "." */
     sentence_end: text('a sentence-ending token').default('.'),
     /**
-     * Memory budget of one forward pass: rows x suffix tokens (response so far + max_new_tokens) it may hold.
-     * 0 = sized from free GPU memory and the model's KV bytes per token (no limit on a CPU). The prompt's
-     * keys/values are stored once per prompt outside this budget. @default 0
+     * Memory budget of one forward pass in KV tokens beyond the prompts (stored once per prompt): nodes x
+     * response so far + nodes x num_token_beams x max_new_tokens. 0 = sized from free GPU memory and the
+     * model's KV bytes per token (no limit on a CPU). @default 0
      */
     max_batch_tokens: int(0).default(0),
     /** Model dtype for generation: `auto` = the step's dtype (bf16 on a GPU that supports it, else fp32). @default auto */

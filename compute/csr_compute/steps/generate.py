@@ -52,7 +52,7 @@ class GenerateParams:
     batch_size: int = field(default=32, metadata={"help": "Nodes per forward pass (each brings num_token_beams rows)."})
     prompts_in_flight: int = field(default=8, metadata={"help": "Prompts whose trees grow together, so that a forward pass holds nodes of several prompts."})
     sentence_end: str = field(default=".", metadata={"help": "The token that ends a sentence (LLaMA: '.', id 29889)."})
-    max_batch_tokens: int = field(default=0, metadata={"help": "Memory budget of one forward pass: rows x suffix tokens (response so far + max_new_tokens) it may hold; 0 = sized from free GPU memory and the model's KV bytes per token (no limit on a CPU)."})
+    max_batch_tokens: int = field(default=0, metadata={"help": "Memory budget of one forward pass in KV tokens beyond the prompts: nodes x response so far + nodes x num_token_beams x max_new_tokens; 0 = sized from free GPU memory and the model's KV bytes per token (no limit on a CPU)."})
     dtype: str = field(default="auto", metadata={"help": "Model dtype for generation: 'auto' (the step's dtype: bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'."})
 
     def __post_init__(self) -> None:
@@ -239,7 +239,8 @@ class TreeGrower:
         chunk, longest, most_new = [], 0, 0
         for item in work[start:start + self.node_cap]:
             longest, most_new = max(longest, 1 + len(item[3])), max(most_new, item[4])
-            if chunk and self.max_batch_tokens and (len(chunk) + 1) * rows_per_node * (longest + most_new) > self.max_batch_tokens:
+            # Each node's response is held once, each beam row's new tokens once per row.
+            if chunk and self.max_batch_tokens and (len(chunk) + 1) * (longest + rows_per_node * most_new) > self.max_batch_tokens:
                 break
             chunk.append(item)
         return chunk
