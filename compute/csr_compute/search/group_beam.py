@@ -157,8 +157,9 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     the total length limit leaves). Returns per node ``num_beams`` candidates, group by group, best
     first within a group, and the number of token positions the model computed (for throughput).
     ``on_step`` is called after every token step (a big model's search can take minutes: heartbeats).
-    ``stats`` (if given) gets ``peak_kv_bytes`` (prefix pool + suffix rows as allocated) and
-    ``min_kv_bytes`` (the analytic minimum at its peak: each pooled prompt once + each row's real tokens).
+    ``stats`` (if given) gets ``peak_kv_bytes`` (prompt pool + node responses + beam suffixes, as
+    allocated) and ``min_kv_bytes`` (the analytic minimum at its peak: each pooled prompt and each node's
+    response once + each beam row's own tokens).
     """
     install(model)
     m_count = len(prompts)
@@ -178,6 +179,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
             stats["peak_kv_bytes"] = max(stats.get("peak_kv_bytes", 0), pool.nbytes() + rows.nbytes())
             minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token  # prompts once + real tokens
             stats["min_kv_bytes"] = max(stats.get("min_kv_bytes", 0), minimum)
+
     input_ids = torch.full((m_count, block), settings.pad_id, dtype=torch.long, device=device)
     valid = torch.zeros(m_count, block, dtype=torch.bool, device=device)
     positions = torch.zeros(m_count, block, dtype=torch.long, device=device)
