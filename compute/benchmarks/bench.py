@@ -18,6 +18,8 @@ shared machine do not change; wall-clock rates are recorded beside them. On a GP
   at a time; sentences/s.
 - ``resume_cost``: generate killed at 50 % of its prompts and restarted: finished prompts computed again
   (the project) vs a step without per-prompt resume, which redoes all of them (the baseline).
+- ``orchestration_overhead``: with ``--run ID``, a finished run's share of wall time outside compute
+  processes and its median step-to-step gap (``bench/orchestration-overhead.ts``); skipped without it.
 """
 
 from __future__ import annotations
@@ -194,8 +196,25 @@ def resume_cost(args: argparse.Namespace) -> dict[str, Any]:
             "note": f"the {params['prompts_in_flight']} prompts in flight at the kill lose their partial trees"}
 
 
+def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """A finished run's non-compute share and step-to-step gaps, from its Temporal histories (``--run ID``)."""
+    import re
+
+    if not args.run:
+        return {"name": "orchestration_overhead", "machine": machine(),
+                "skipped": "needs --run ID: a finished toy run on an otherwise idle stack (other runs' queueing counts as gaps)"}
+    out = subprocess.run(["npx", "tsx", str(ROOT / "bench" / "orchestration-overhead.ts"), args.run], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    median = float(re.search(r"median ([0-9.]+)s", out).group(1))
+    wall, compute = (float(x) for x in re.search(r"run wall time ([0-9.]+)s, compute \(sum of step wall times\) ([0-9.]+)s", out).groups())
+    share = round((wall - compute) / wall, 4)
+    return {**record("orchestration_overhead", wall, compute, "seconds (run wall, compute)", {"run": args.run}),
+            "share": share, "median_gap_s": median, "ratio": None}
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "generate_toy": generate_toy, "generate_mid": generate_mid, "reward": reward, "resume_cost": resume_cost,
+    "orchestration_overhead": orchestration_overhead,
 }
 
 
@@ -206,6 +225,8 @@ def table(records: list[dict[str, Any]]) -> str:
             lines.append(f"{r['name']:<14} {'-':>10} {'-':>10} {'-':>7}  skipped: {r['skipped']}")
             continue
         extra = []
+        if "share" in r:
+            extra.append(f"non-compute share {r['share']:.1%}, median step gap {r['median_gap_s']} s")
         if "identical_share" in r:
             extra.append(f"identical {r['identical_share']:.1%}")
         if "peak_kv_bytes" in r:
@@ -223,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--quick", action="store_true", help="fewer prompts and sentences (a smoke run)")
+    parser.add_argument("--run", help="orchestration_overhead: workflow id of a finished run")
     args = parser.parse_args(argv)
     import difflib
 
