@@ -86,6 +86,9 @@ class Candidate:
     beam_score: float  # penalised running score / length: the search's own ranking
     end: str  # "sentence" (stop token), "eos", "max_new_tokens" or "max_length"
     group: int
+    # With ``chains``: keys/values of [last prompt token] + the child's response minus its last token, as
+    # chunks shared with its parent and siblings (in memory only, never written).
+    chain: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def self_reward(self) -> float:
@@ -149,7 +152,8 @@ def _one_pool(prompts: list[PromptCache]) -> tuple[PrefixPool, list[int]]:
 
 def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[int]], budgets: list[int],
                  settings: SearchSettings, on_step: Callable[[], None] | None = None,
-                 stats: dict[str, int] | None = None) -> tuple[list[list[Candidate]], int]:
+                 stats: dict[str, int] | None = None, chains: list[list] | None = None,
+                 held_bytes: int = 0) -> tuple[list[list[Candidate]], int]:
     """Candidate next sentences for several nodes in one batched diverse beam search.
 
     ``prompts[m]`` is node m's prompt cache, ``responses[m]`` the response tokens it already has, and
@@ -159,7 +163,12 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     ``on_step`` is called after every token step (a big model's search can take minutes: heartbeats).
     ``stats`` (if given) gets ``peak_kv_bytes`` (prompt pool + node responses + beam suffixes, as
     allocated) and ``min_kv_bytes`` (the analytic minimum at its peak: each pooled prompt and each node's
-    response once + each beam row's own tokens).
+    response once + each beam row's own tokens); ``held_bytes`` (the caller's cached chains) is added to both.
+
+    ``chains`` (optional): per node, the cached keys/values of its first tokens ([last prompt token] +
+    response minus the last token), as chunks (per-layer ``(kv_heads, length, head_dim)`` keys and values);
+    only the remaining tokens are fed, and every candidate comes back with its own ``chain``. Without it
+    the whole response is fed again (the reference-style benchmark does this).
     """
     install(model)
     m_count = len(prompts)
@@ -169,15 +178,23 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     device = pool.keys[0].device
     limits = [max(1, b) for b in budgets]
 
-    # Feed [last prompt token] + response for every node, left-padded into one block.
-    pending = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
+    # Feed [last prompt token] + response for every node (minus what its chain caches), left-padded into one block.
+    full = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
+    cached = [0] * m_count
+    if chains is not None:
+        cached = [sum(chunk[0][0].shape[1] for chunk in chain) for chain in chains]
+        if any(c != len(f) - 1 for c, f in zip(cached, full)):
+            raise ValueError("a chain must cache all of [last prompt token] + response but the last token")
+    pending = [f[c:] for f, c in zip(full, cached)]
     block = max(len(t) for t in pending)
     rows = RowBatch(pool, node_slots, suffix_capacity=block, suffix_limit=block)
+    if chains is not None:
+        rows.set_chains(chains)
 
     def track(real_tokens: int) -> None:
         if stats is not None:
-            stats["peak_kv_bytes"] = max(stats.get("peak_kv_bytes", 0), pool.nbytes() + rows.nbytes())
-            minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token  # prompts once + real tokens
+            stats["peak_kv_bytes"] = max(stats.get("peak_kv_bytes", 0), pool.nbytes() + rows.nbytes() + held_bytes)
+            minimum = (sum(pool.lengths) + real_tokens) * rows.bytes_per_token + held_bytes  # prompts once + real tokens
             stats["min_kv_bytes"] = max(stats.get("min_kv_bytes", 0), minimum)
 
     input_ids = torch.full((m_count, block), settings.pad_id, dtype=torch.long, device=device)
@@ -187,20 +204,24 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
         start = block - len(tokens)
         input_ids[row, start:] = torch.tensor(tokens, device=device)
         valid[row, start:] = True
-        positions[row, start:] = torch.arange(prompts[row].length, prompts[row].length + len(tokens), device=device)
+        first = prompts[row].length + cached[row]
+        positions[row, start:] = torch.arange(first, first + len(tokens), device=device)
     rows.begin(valid)
     with torch.inference_mode():
         logits = model(input_ids=input_ids, position_ids=positions, csr_rows=rows, use_cache=False,
                        logits_to_keep=1).logits[:, -1, :]
     rows.end()
     computed = sum(len(t) for t in pending)
-    track(computed)
+    track(sum(len(f) for f in full))
+    node_chains = None
+    if chains is not None:  # what a child inherits: the node's chain + the tokens fed now
+        node_chains = [chain + [rows.fed_chunk(row, len(tokens))] for row, (chain, tokens) in enumerate(zip(chains, pending))]
 
     # Every node's beams: rows node*n .. node*n+n-1 of the batch. The node's response (just fed) is stored
     # once per node and shared by its beams; each beam row's suffix holds only the tokens it generates.
     rows.share_suffix(n, capacity=RowBatch.GROW, limit=max(limits))
     logits = logits.repeat_interleave(n, dim=0)
-    node_position = torch.tensor([p.length + len(t) for p, t in zip(prompts, pending)], device=device)
+    node_position = torch.tensor([p.length + len(f) for p, f in zip(prompts, full)], device=device)
     live_rows = list(range(m_count * n))  # flat (node row * n + beam) index of each row the model computes, in order
     a_count = m_count
     beam_scores = torch.zeros(a_count, n, device=device)
@@ -267,6 +288,14 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
 
         keep, row_src, row_done = [], [], []
         k5 = 5 * top_k
+        position_of = {flat: i for i, flat in enumerate(live_rows)}
+
+        def chain_of(row: int, node: int, beam: int) -> list | None:
+            if node_chains is None:
+                return None
+            own = rows.row_chunk(position_of[row * n + beam])
+            return node_chains[node] + ([own] if own is not None else [])
+
         for row, node in enumerate(active):
             h = host[row]
             for group in range(groups):
@@ -277,7 +306,8 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
                         b, t = int(h[base + top_k + r]), int(h[base + 2 * top_k + r])
                         hyps[node][group].add(Candidate(beam_tokens[node][b] + [t], h[base + 3 * top_k + r],
                                                         h[base + 4 * top_k + r],
-                                                        "eos" if t == settings.eos_id else "sentence", group))
+                                                        "eos" if t == settings.eos_id else "sentence", group,
+                                                        chain_of(row, node, b)))
             base = groups * k5
             src, tok = h[base:base + n], h[base + n:base + 2 * n]
             raw_now, score_now = h[base + 2 * n:base + 3 * n], h[base + 3 * n:base + 4 * n]
@@ -292,7 +322,8 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
                         continue
                     for slot in range(group * g, (group + 1) * g):
                         tokens = beam_tokens[node][slot]
-                        hyps[node][group].add(Candidate(tokens, raw_now[slot], score_now[slot] / len(tokens), end, group))
+                        hyps[node][group].add(Candidate(tokens, raw_now[slot], score_now[slot] / len(tokens), end, group,
+                                                        chain_of(row, node, int(src[slot]))))
             if not finished:
                 keep.append(row)
         if not keep:
@@ -301,7 +332,6 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
         # The rows that go on: beams of groups not done, of nodes not finished. Beam reordering, finished
         # nodes and done groups leaving are one selection of suffix rows (a live group's beams come from
         # its own beams, which were live too).
-        position_of = {flat: i for i, flat in enumerate(live_rows)}
         live_rows, sources = [], []
         for new_row, row in enumerate(keep):
             for slot in range(n):
@@ -327,7 +357,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
         # Rows of done groups get no logits (their groups take no more tokens).
         logits = live_logits.new_zeros(a_count * n, live_logits.shape[-1]).index_copy_(0, live_t, live_logits)
         computed += len(live_rows)
-        track(sum(len(pending[node]) for node in active) + len(live_rows) * step)
+        track(sum(len(full[node]) for node in active) + len(live_rows) * step)
         node_position = node_position + 1
 
     return [[c for state in node_hyps for _, _, c in state.hyps] for node_hyps in hyps], computed

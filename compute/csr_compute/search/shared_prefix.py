@@ -193,15 +193,54 @@ class RowBatch:
         if self.nodes is not None:
             self.nodes.place(row_nodes)
 
+    def set_chains(self, chains: list[list[tuple[list[torch.Tensor], list[torch.Tensor]]]]) -> None:
+        """Cached keys/values of each node's response (one row per node), as per-layer ``(kv_heads, length, head_dim)`` chunks."""
+        lengths = [sum(chunk[0][0].shape[1] for chunk in chain) for chain in chains]
+        width = max(max(lengths), 1)
+        first = self.pool.keys[0]
+        keys = [first.new_zeros(len(chains), self.kv_heads, width, self.head_dim) for _ in range(self.layers)]
+        values = [first.new_zeros(len(chains), self.kv_heads, width, self.head_dim) for _ in range(self.layers)]
+        for row, chain in enumerate(chains):
+            at = 0
+            for chunk_keys, chunk_values in chain:
+                size = chunk_keys[0].shape[1]
+                for layer in range(self.layers):
+                    keys[layer][row, :, at:at + size] = chunk_keys[layer]
+                    values[layer][row, :, at:at + size] = chunk_values[layer]
+                at += size
+        valid = torch.arange(width, device=first.device)[None, :] < torch.tensor(lengths, device=first.device)[:, None]
+        self.nodes = _Shared(keys, values, valid)
+        self.nodes.place(list(range(len(chains))))
+
+    def fed_chunk(self, row: int, count: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The keys/values of the last ``count`` suffix positions of ``row`` (a node's fed tokens), copied."""
+        end = self.length
+        return ([k[row, :, end - count:end].clone() for k in self.suffix_keys],
+                [v[row, :, end - count:end].clone() for v in self.suffix_values])
+
+    def row_chunk(self, position: int) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
+        """The keys/values a beam row has generated so far, copied (None when it has none yet)."""
+        if self.length == 0:
+            return None
+        return ([k[position, :, :self.length].clone() for k in self.suffix_keys],
+                [v[position, :, :self.length].clone() for v in self.suffix_values])
+
     def share_suffix(self, rows_per_entry: int, capacity: int, limit: int) -> None:
-        """The suffix written so far (one row per node) becomes the shared node level; ``rows_per_entry`` beam rows per node follow, with empty suffixes."""
+        """The suffix written so far (one row per node), after the cached chain if any, becomes the shared node
+        level; ``rows_per_entry`` beam rows per node follow, with empty suffixes."""
         used = self.length
-        self.nodes = _Shared([k[:, :, :used].contiguous() for k in self.suffix_keys],
-                             [v[:, :, :used].contiguous() for v in self.suffix_values], self.suffix_valid[:, :used])
-        self.node_offset = used
+        keys = [k[:, :, :used] for k in self.suffix_keys]
+        values = [v[:, :, :used] for v in self.suffix_values]
+        valid = self.suffix_valid[:, :used]
+        if self.nodes is not None:  # the chain level comes first
+            keys = [torch.cat([c, k], dim=2) for c, k in zip(self.nodes.keys, keys)]
+            values = [torch.cat([c, v], dim=2) for c, v in zip(self.nodes.values, values)]
+            valid = torch.cat([self.nodes.bias[:, 0, 0, :] == 0, valid], dim=1)
+        self.nodes = _Shared([k.contiguous() for k in keys], [v.contiguous() for v in values], valid)
         slots = self.prefix_rows
         count = len(slots)
         self._new_suffix(count * rows_per_entry, capacity, limit)
+        self.nodes.place([i for i in range(count) for _ in range(rows_per_entry)])
         self._set_rows([s for s in slots for _ in range(rows_per_entry)],
                        [i for i in range(count) for _ in range(rows_per_entry)])
 

@@ -158,6 +158,9 @@ class TreeGrower:
         self.tokens_generated = 0
         self.positions_computed = 0
         self.pool = PrefixPool()
+        # Per open node, the keys/values of its response (chunks shared with its parent and siblings), so that
+        # an expansion feeds only the response's last token instead of the whole response again.
+        self.chains: dict[tuple[int, int], list] = {}
         self.node_cap = params.batch_size  # halved on each out-of-memory error
         self.oom_halvings = 0
         self.kv = {"peak_kv_bytes": 0, "min_kv_bytes": 0}
@@ -193,6 +196,7 @@ class TreeGrower:
         cache = prefill_prompt(self.lvlm.model, dict(inputs), self.pool)
         tree = SentenceTree(prompt_id=str(prompt["id"]), prompt_length=cache.length + 1,
                             max_length=self.params.max_length, max_new_tokens=self.params.max_new_tokens)
+        self.chains[(id(tree), 0)] = []
         if tree.prompt_length >= self.params.max_length:
             raise SpecError("params.max_length", self.params.max_length,
                             f"more than the prompt length ({tree.prompt_length} tokens for prompt {prompt['id']!r})")
@@ -213,7 +217,9 @@ class TreeGrower:
             try:
                 candidates, computed = expand_nodes(
                     self.lvlm.model, [c for _, c, _, _, _ in chunk], [r for _, _, _, r, _ in chunk],
-                    [b for _, _, _, _, b in chunk], self.settings, on_step=self._heartbeat, stats=self.kv)
+                    [b for _, _, _, _, b in chunk], self.settings, on_step=self._heartbeat, stats=self.kv,
+                    chains=[self.chains[(id(tree), node)] for tree, _, node, _, _ in chunk],
+                    held_bytes=self._held_bytes())
             except torch.OutOfMemoryError:
                 if len(chunk) == 1:
                     raise
@@ -227,11 +233,30 @@ class TreeGrower:
             start += len(chunk)
             self.positions_computed += computed
             for (tree, _, node, _, _), node_candidates in zip(chunk, candidates):
+                first_child = len(tree.nodes)
                 tree.attach(node, node_candidates, decode, self.settings.eos_id)
+                del self.chains[(id(tree), node)]
+                for child, candidate in enumerate(node_candidates, start=first_child):
+                    if not tree.nodes[child]["final"]:
+                        self.chains[(id(tree), child)] = candidate.chain
+                    candidate.chain = None
                 self.tokens_generated += sum(len(c.token_ids) for c in node_candidates)
         for tree, _, _, image in pool:
             tree.close_depth(self._prune_key(tree, image), self.params.num_beams, self.params.keep_top,
                              self.params.keep_bottom)
+            for node in tree.nodes:
+                if node["pruned"]:
+                    self.chains.pop((id(tree), node["index"]), None)
+
+    def _held_bytes(self) -> int:
+        """Bytes of the cached response chains (chunks shared between nodes counted once)."""
+        seen, total = set(), 0
+        for chain in self.chains.values():
+            for keys, values in chain:
+                if id(keys) not in seen:
+                    seen.add(id(keys))
+                    total += sum(t.numel() * t.element_size() for t in keys + values)
+        return total
 
     def _chunk(self, work: list, start: int) -> list:
         """The next nodes of one pass: at most ``node_cap`` nodes and ``max_batch_tokens`` suffix tokens (at least one node)."""
@@ -246,8 +271,10 @@ class TreeGrower:
         return chunk
 
     def finish(self, entry: tuple[SentenceTree, PromptCache, dict[str, Any], Any]) -> None:
-        """A finished tree gives its prompt's slot back to the pool."""
+        """A finished tree gives its prompt's slot back to the pool (and drops any cached chain)."""
         entry[1].release()
+        for key in [k for k in self.chains if k[0] == id(entry[0])]:
+            del self.chains[key]
 
     def _heartbeat(self) -> None:
         """A progress event at most every 2 s while trees grow: one prompt can take minutes on a big model."""
