@@ -343,3 +343,23 @@ def test_memory_budget_limits_rows_per_pass(tiny_models, monkeypatch):
         GenerateParams(max_batch_tokens=-1)
     with pytest.raises(Exception, match="dtype"):
         GenerateParams(dtype="float8")
+
+
+def test_cached_response_chain_gives_the_same_candidates_as_feeding_the_response(lvlm_and_inputs):
+    """A child expanded from its cached keys/values (chain) gets the candidates of one that re-feeds its response."""
+    lvlm, texts, images = lvlm_and_inputs
+    settings = SearchSettings(num_beams=4, num_groups=4, diversity_penalty=3.0, max_new_tokens=5,
+                              sentence_end_id=lvlm.tokenizer.convert_tokens_to_ids("."),
+                              eos_id=lvlm.tokenizer.eos_token_id, pad_id=lvlm.tokenizer.pad_token_id)
+    caches = [prefill_prompt(lvlm.model, dict(lvlm.processor(text=t, images=i, return_tensors="pt")))
+              for t, i in zip(texts[:2], images[:2])]
+    roots, _ = expand_nodes(lvlm.model, caches, [[], []], [5, 5], settings, chains=[[], []])
+    children = [(cache, c) for cache, node in zip(caches, roots) for c in node if c.end != "eos"][:4]
+    assert children and all(c.chain for _, c in children)
+    args = ([cache for cache, _ in children], [c.token_ids for _, c in children], [5] * len(children), settings)
+    cached, computed_cached = expand_nodes(lvlm.model, *args, chains=[c.chain for _, c in children])
+    fed, computed_fed = expand_nodes(lvlm.model, *args)
+    for a, b in zip(cached, fed):
+        assert [c.token_ids for c in a] == [c.token_ids for c in b]
+        assert [c.logprob_sum for c in a] == pytest.approx([c.logprob_sum for c in b], abs=1e-4)
+    assert computed_cached < computed_fed  # the responses were not fed again

@@ -10,8 +10,10 @@ a row's keys/values come in three levels, each stored once:
   per layer a ``(slots, kv_heads, capacity, head_dim)`` tensor (slots padded to the longest prompt; a
   mask hides the padding). A prompt is encoded once when it enters the pool; its slot is freed when its
   tree is done;
-- the node's response so far, once per node: fed in the first forward pass of an expansion (one row per
-  node), then shared by the node's beams (``RowBatch.share_suffix``);
+- the node's response so far, once per node, shared by the node's beams (``RowBatch.share_suffix``):
+  its keys/values come from the parent's expansion (the beam row that produced the sentence), cached as
+  chunks shared between parent and children (``set_chains``), so an expansion feeds only the response's
+  last token (without a chain the whole response is fed again);
 - the row's own suffix, the tokens that beam generated, grown in small steps.
 
 Beam reordering, finished nodes and groups that are done leaving the batch move suffix rows only.

@@ -6,6 +6,7 @@ and ``manifest.json``. A restarted shard skips every prompt already in ``trees.j
 
 Throughput: the prompt (with its image) is encoded once per prompt and its keys/values stored once
 in a ``PrefixPool`` that every node and beam of its tree attends to in place (``search/shared_prefix``);
+a node's response keys/values are kept from its parent's expansion (``chains``), never computed twice;
 the active nodes of several prompts (``prompts_in_flight``) are expanded together, at most
 ``batch_size`` nodes (x ``num_token_beams`` beams) per forward pass, fewer when their suffix
 keys/values would pass the memory budget (``max_batch_tokens``). On an out-of-memory error the step
