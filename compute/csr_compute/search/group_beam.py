@@ -166,7 +166,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     response once + each beam row's own tokens); ``held_bytes`` (the caller's cached chains) is added to both.
 
     ``chains`` (optional): per node, the cached keys/values of its first tokens ([last prompt token] +
-    response minus the last token), as chunks (per-layer ``(kv_heads, length, head_dim)`` keys and values);
+    response minus the last token), as chunks (``(layers, kv_heads, length, head_dim)`` keys and values);
     only the remaining tokens are fed, and every candidate comes back with its own ``chain``. Without it
     the whole response is fed again (the reference-style benchmark does this).
     """
@@ -182,7 +182,7 @@ def expand_nodes(model: Any, prompts: list[PromptCache], responses: list[list[in
     full = [[p.last_token] + list(r) for p, r in zip(prompts, responses)]
     cached = [0] * m_count
     if chains is not None:
-        cached = [sum(chunk[0][0].shape[1] for chunk in chain) for chain in chains]
+        cached = [sum(chunk[0].shape[2] for chunk in chain) for chain in chains]
         if any(c != len(f) - 1 for c, f in zip(cached, full)):
             raise ValueError("a chain must cache all of [last prompt token] + response but the last token")
     pending = [f[c:] for f, c in zip(full, cached)]

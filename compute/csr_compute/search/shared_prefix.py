@@ -117,15 +117,18 @@ class PrefixPool:
 
 
 class _Shared:
-    """Keys/values that several rows attend to: per layer ``(groups, kv_heads, capacity, head_dim)`` and a padding mask."""
+    """Keys/values that several rows attend to: per layer ``(groups, kv_heads, capacity, head_dim)`` and a padding mask.
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], valid: torch.Tensor) -> None:
+    ``keys[layer]`` / ``values[layer]``: a list of per-layer tensors or one ``(layers, ...)`` tensor.
+    """
+
+    def __init__(self, keys: Any, values: Any, valid: torch.Tensor) -> None:
         self.keys, self.values = keys, values
         # Additive padding mask, (groups, 1, 1, capacity): 0 where a key exists, a large negative elsewhere.
         self.bias = torch.zeros(valid.shape, device=valid.device).masked_fill_(~valid, -1.0e30)[:, None, None, :]
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+        return sum(t.numel() * t.element_size() for store in (self.keys, self.values) for t in store)
 
     def place(self, row_groups: list[int]) -> None:
         """Rows -> group: rows of one group are stacked, ``per`` of them at most (padding rows are zero queries)."""
@@ -183,8 +186,10 @@ class RowBatch:
         first = self.pool.keys[0]
         self.suffix_limit = limit or 1 << 30  # never more suffix positions than this
         capacity = min(capacity, self.suffix_limit)
-        self.suffix_keys = [first.new_zeros(rows, self.kv_heads, capacity, self.head_dim) for _ in range(self.layers)]
-        self.suffix_values = [first.new_zeros(rows, self.kv_heads, capacity, self.head_dim) for _ in range(self.layers)]
+        # All layers in one tensor, (layers, rows, kv_heads, capacity, head_dim): selecting, growing and
+        # copying rows out are one operation each, not one per layer (each a kernel launch on a GPU).
+        self.suffix_keys = first.new_zeros(self.layers, rows, self.kv_heads, capacity, self.head_dim)
+        self.suffix_values = first.new_zeros(self.layers, rows, self.kv_heads, capacity, self.head_dim)
         self.suffix_valid = torch.zeros(rows, capacity, dtype=torch.bool, device=first.device)
         self.length = 0  # suffix positions written
         self.feeding = 0  # tokens of the forward pass in progress
@@ -195,50 +200,48 @@ class RowBatch:
         if self.nodes is not None:
             self.nodes.place(row_nodes)
 
-    def set_chains(self, chains: list[list[tuple[list[torch.Tensor], list[torch.Tensor]]]]) -> None:
-        """Cached keys/values of each node's response (one row per node), as per-layer ``(kv_heads, length, head_dim)`` chunks."""
-        lengths = [sum(chunk[0][0].shape[1] for chunk in chain) for chain in chains]
+    def set_chains(self, chains: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        """Cached keys/values of each node's response (one row per node), as ``(layers, kv_heads, length, head_dim)`` chunks."""
+        lengths = [sum(chunk[0].shape[2] for chunk in chain) for chain in chains]
         width = max(max(lengths), 1)
         first = self.pool.keys[0]
-        keys = [first.new_zeros(len(chains), self.kv_heads, width, self.head_dim) for _ in range(self.layers)]
-        values = [first.new_zeros(len(chains), self.kv_heads, width, self.head_dim) for _ in range(self.layers)]
+        keys = first.new_zeros(self.layers, len(chains), self.kv_heads, width, self.head_dim)
+        values = first.new_zeros(self.layers, len(chains), self.kv_heads, width, self.head_dim)
         for row, chain in enumerate(chains):
             at = 0
             for chunk_keys, chunk_values in chain:
-                size = chunk_keys[0].shape[1]
-                for layer in range(self.layers):
-                    keys[layer][row, :, at:at + size] = chunk_keys[layer]
-                    values[layer][row, :, at:at + size] = chunk_values[layer]
+                size = chunk_keys.shape[2]
+                keys[:, row, :, at:at + size] = chunk_keys
+                values[:, row, :, at:at + size] = chunk_values
                 at += size
         valid = torch.arange(width, device=first.device)[None, :] < torch.tensor(lengths, device=first.device)[:, None]
         self.nodes = _Shared(keys, values, valid)
         self.nodes.place(list(range(len(chains))))
 
-    def fed_chunk(self, row: int, count: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def fed_chunk(self, row: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The keys/values of the last ``count`` suffix positions of ``row`` (a node's fed tokens), copied."""
         end = self.length
-        return ([k[row, :, end - count:end].clone() for k in self.suffix_keys],
-                [v[row, :, end - count:end].clone() for v in self.suffix_values])
+        return (self.suffix_keys[:, row, :, end - count:end].clone(), self.suffix_values[:, row, :, end - count:end].clone())
 
-    def row_chunk(self, position: int) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
+    def row_chunk(self, position: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The keys/values a beam row has generated so far, copied (None when it has none yet)."""
         if self.length == 0:
             return None
-        return ([k[position, :, :self.length].clone() for k in self.suffix_keys],
-                [v[position, :, :self.length].clone() for v in self.suffix_values])
+        return (self.suffix_keys[:, position, :, :self.length].clone(),
+                self.suffix_values[:, position, :, :self.length].clone())
 
     def share_suffix(self, rows_per_entry: int, capacity: int, limit: int) -> None:
         """The suffix written so far (one row per node), after the cached chain if any, becomes the shared node
         level; ``rows_per_entry`` beam rows per node follow, with empty suffixes."""
         used = self.length
-        keys = [k[:, :, :used] for k in self.suffix_keys]
-        values = [v[:, :, :used] for v in self.suffix_values]
+        keys = self.suffix_keys[:, :, :, :used]
+        values = self.suffix_values[:, :, :, :used]
         valid = self.suffix_valid[:, :used]
         if self.nodes is not None:  # the chain level comes first
-            keys = [torch.cat([c, k], dim=2) for c, k in zip(self.nodes.keys, keys)]
-            values = [torch.cat([c, v], dim=2) for c, v in zip(self.nodes.values, values)]
+            keys = torch.cat([self.nodes.keys, keys], dim=3)
+            values = torch.cat([self.nodes.values, values], dim=3)
             valid = torch.cat([self.nodes.bias[:, 0, 0, :] == 0, valid], dim=1)
-        self.nodes = _Shared([k.contiguous() for k in keys], [v.contiguous() for v in values], valid)
+        self.nodes = _Shared(keys.contiguous(), values.contiguous(), valid)
         slots = self.prefix_rows
         count = len(slots)
         self._new_suffix(count * rows_per_entry, capacity, limit)
@@ -252,7 +255,7 @@ class RowBatch:
 
     def nbytes(self) -> int:
         shared = self.nodes.nbytes() if self.nodes is not None else 0
-        return shared + sum(t.numel() * t.element_size() for t in self.suffix_keys + self.suffix_values)
+        return shared + 2 * self.suffix_keys.numel() * self.suffix_keys.element_size()
 
     @property
     def bytes_per_token(self) -> int:
@@ -262,9 +265,8 @@ class RowBatch:
         """Suffix capacity grows in steps of ``GROW`` tokens, so that rows hold little more than they use."""
         have = self.suffix_valid.shape[1]
         extra = max(needed, min(have + self.GROW, self.suffix_limit)) - have
-        for store in (self.suffix_keys, self.suffix_values):
-            for i, t in enumerate(store):
-                store[i] = torch.nn.functional.pad(t, (0, 0, 0, extra))
+        self.suffix_keys = torch.nn.functional.pad(self.suffix_keys, (0, 0, 0, extra))
+        self.suffix_values = torch.nn.functional.pad(self.suffix_values, (0, 0, 0, extra))
         self.suffix_valid = torch.nn.functional.pad(self.suffix_valid, (0, extra))
 
     def begin(self, valid: torch.Tensor) -> None:
@@ -280,9 +282,9 @@ class RowBatch:
 
     def select(self, index: torch.Tensor, row_slots: list[int], row_nodes: list[int] | None = None) -> None:
         """Keep suffix rows ``index`` (in this order): beam reordering, finished nodes and done groups leaving."""
-        for store in (self.suffix_keys, self.suffix_values):
-            for i, t in enumerate(store):
-                store[i] = t[index]  # one copy of the rows kept (capacity beyond the used length is small)
+        # One copy of the rows kept (capacity beyond the used length is small).
+        self.suffix_keys = self.suffix_keys[:, index]
+        self.suffix_values = self.suffix_values[:, index]
         self.suffix_valid = self.suffix_valid[index]
         self._set_rows(row_slots, row_nodes)
 

@@ -256,7 +256,7 @@ class TreeGrower:
             for keys, values in chain:
                 if id(keys) not in seen:
                     seen.add(id(keys))
-                    total += sum(t.numel() * t.element_size() for t in keys + values)
+                    total += 2 * keys.numel() * keys.element_size()
         return total
 
     def _chunk(self, work: list, start: int) -> list:
