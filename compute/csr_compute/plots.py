@@ -33,6 +33,13 @@ def plot_history(history: dict[str, list[list[float]]], output: Path) -> None:
         axis.set_xlabel("iteration", fontsize=8)
         axis.set_xticks([int(p[0]) for p in points])
         axis.grid(alpha=0.3)
+    save_figure(figure, output)
+
+
+def save_figure(figure, output: Path) -> None:
+    """Lay out, write (creating the folder) and release a matplotlib figure; shared by every plot here."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=100)

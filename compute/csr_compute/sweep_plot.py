@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .plots import save_figure
+
 
 def cell_label(params: dict[str, Any]) -> str:
     """``reward.alpha=0.5 curate.pairing=random`` -> ``alpha=0.5\\npairing=random`` (short enough for a tick)."""
@@ -52,10 +54,7 @@ def plot_table(table: dict[str, Any], metrics: list[str], output: Path, best: in
         axes.flat[0].text(0.5, 0.5, "no metrics", ha="center", va="center")
     figure.suptitle("mean +- sd over seeds at the last iteration" + ("; orange = best cell" if best is not None else ""),
                     fontsize=9)
-    figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
+    save_figure(figure, output)
 
 
 def main() -> None:
