@@ -3,8 +3,8 @@
 Every complete path is scored by its mean calibrated sentence value; chosen = best, rejected = worst
 (with a different text; ties broken by a hash of the text, not by length). Controls (``pairing``):
 ``swapped`` trains on rejected-over-chosen and ``random`` on two random responses of the same tree,
-for the same prompts that the calibrated pairing keeps, so a control has the same number of pairs. Noise filters, each off by default (the reference has none): a minimum
-calibrated gap, pairs that differ only in sentence order, chosen responses that repeat a sentence.
+for the same prompts that the calibrated pairing keeps, so a control has the same number of pairs.
+Noise filters, each off by default (the reference has none): a minimum calibrated gap, pairs that differ only in sentence order, chosen responses that repeat a sentence.
 With ``ground_truth`` (the toy world's scenes.jsonl) the pairs are also judged against the truth.
 
 Outputs: ``pairs.jsonl`` (LLaVA/CSR conversation format, absolute image paths), ``stats.json``
