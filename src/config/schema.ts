@@ -179,7 +179,20 @@ const benchmark = z
 
 const evaluate = z
   .object({
-    benchmarks: z.array(benchmark, { error: () => 'expected a list of benchmarks' }).default([]),
+    benchmarks: z
+      .array(benchmark, { error: () => 'expected a list of benchmarks' })
+      // Each benchmark writes to a folder named after it: two entries of one name would be two writers
+      // of one folder, each overwriting the other's answers.
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((entry, index) => {
+          if (seen.has(entry.name)) {
+            ctx.addIssue({ code: 'custom', path: [index, 'name'], message: 'expected a benchmark name not already listed', input: entry.name });
+          }
+          seen.add(entry.name);
+        });
+      })
+      .default([]),
     /** `<benchmark>/<metric>` that the iteration gate compares. */
     objective: text('<benchmark>/<metric>').optional(),
     objective_direction: oneOf(['minimize', 'maximize']).default('minimize'),
