@@ -18,6 +18,7 @@ import traceback
 from typing import Any, Callable
 
 from .contract import EXIT_CODES, MissingInputError, RetryableError, SpecError, emit
+from .step_lock import StepFolderBusy, acquire_step_lock
 
 # step name -> "module:function"; each function takes the parsed spec dict and returns its manifest.
 STEPS: dict[str, str] = {
@@ -67,11 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("CSR_WATCH_PARENT", "1") != "0" and os.getpgid(0) == os.getpid():
         watch_parent()
+    lock_fd: int | None = None
     try:
         with open(args.spec, encoding="utf-8") as handle:
             spec = json.load(handle)
         if not isinstance(spec, dict):
             raise SpecError("spec", type(spec).__name__, "a JSON object")
+        if isinstance(spec.get("out_dir"), str) and spec["out_dir"]:
+            # Held until the step ends (the OS releases it however we die): one writer per folder.
+            lock_fd = acquire_step_lock(spec["out_dir"])
         load_step(args.step)(spec)
         return EXIT_CODES["ok"]
     except (SpecError, json.JSONDecodeError) as error:
@@ -80,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingInputError, FileNotFoundError) as error:
         emit("error", kind="missing_input", retryable=False, message=str(error))
         return EXIT_CODES["missing_input"]
+    except StepFolderBusy as error:
+        emit("error", kind="busy", retryable=True, message=str(error))
+        return EXIT_CODES["retryable"]
     except (RetryableError, KeyboardInterrupt) as error:
         emit("error", kind="retryable", retryable=True, message=str(error))
         return EXIT_CODES["retryable"]
@@ -88,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         emit("error", kind=kind, retryable=True, message=f"{type(error).__name__}: {error}")
         return EXIT_CODES["retryable"]
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 if __name__ == "__main__":
