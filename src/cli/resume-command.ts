@@ -11,6 +11,7 @@ import { iterationPlan, iterationStartModel } from '../shared/plan';
 import { readManifest, staleReason } from '../../activities/manifest';
 import { codeVersion, startRun } from './run-command';
 import { followRun } from './follow';
+import { openRunRefusal, openRunsOfKey } from './open-runs';
 import { table } from './output';
 import { sweepCommand } from './sweep/command';
 
@@ -53,14 +54,21 @@ export async function resumePlan(input: CsrRunInput): Promise<ResumeRow[]> {
 
 export async function resumeCommand(id: string, options: { dryRun?: boolean; wait?: boolean }): Promise<number> {
   const client = await connectClient();
-  if ((await client.workflow.getHandle(id).describe()).type === 'csrSweep') {
+  const isSweep = (await client.workflow.getHandle(id).describe()).type === 'csrSweep';
+  const old = isSweep ? undefined : await latestRunInput(client, id);
+  const refusal = openRunRefusal(id, await openRunsOfKey(client, id, old?.runKey));
+  if (refusal && !options.dryRun) {
+    console.error(refusal);
+    return 2;
+  }
+  if (isSweep) {
     if (options.dryRun) {
       console.error('--dry-run: not available for a sweep; each of its runs skips the steps whose manifests match');
       return 2;
     }
     return sweepCommand({ resumeFrom: id, wait: options.wait });
   }
-  const old = await latestRunInput(client, id);
+  if (old === undefined) throw new Error(`run ${id}: no start input`);
   const rows = await resumePlan(old);
   const done = old.history.map((h) => h.iteration);
   console.log(`run ${id}: iterations done ${done.length ? done.join(', ') : 'none'}; resuming from iteration ${old.nextIteration}`);
