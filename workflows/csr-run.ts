@@ -12,6 +12,7 @@ import {
   continueAsNew,
   executeChild,
   isCancellation,
+  log,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -22,13 +23,16 @@ import { iterationStartModel } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
 import { GPU_QUEUE } from '../workers/task-queues';
 import { csrIteration } from './csr-iteration';
+import { safeKeyFrom } from '../src/shared/safe-path';
+import { overrideProblems, validRunInput } from './validate-input';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
 
 /** Run (or go on with) a CSR run from its state. */
 export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
-  const state: CsrRunInput = { ...input, history: [...input.history] };
   // Scheduled runs share one input; each takes its own workflow id (schedule id + time) as key.
-  if (!state.runKey) state.runKey = workflowInfo().workflowId;
+  const runKey = input.runKey || safeKeyFrom(workflowInfo().workflowId);
+  // Whoever started us (CLI, UI, schedule), the config is checked before any work, as the CLI does.
+  const state: CsrRunInput = { ...validRunInput(input, runKey), runKey, history: [...input.history] };
   const light = proxyActivities<WorkflowActivities>(lightActivityOptions);
   const gpu = proxyActivities<WorkflowActivities>(computeActivityOptions(state.config, GPU_QUEUE));
 
@@ -36,12 +40,22 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   let phase: RunStatus['phase'] = state.paths ? 'running' : 'preparing';
   let currentChildId: string | undefined;
   let currentIteration: number | undefined;
+  let rejectedParams: string[] | undefined;
   const iterations = () => state.overrides?.iterations ?? state.config.iterations;
 
   setHandler(pauseSignal, () => void (paused = true));
   setHandler(resumeSignal, () => void (paused = false));
   setHandler(setParamsSignal, (overrides) => {
-    state.overrides = { ...state.overrides, ...overrides };
+    // A signal cannot answer: bad overrides are dropped, logged, and shown by the status query.
+    const merged = { ...state.overrides, ...overrides };
+    const problems = overrideProblems(state.config, merged);
+    if (problems.length > 0) {
+      rejectedParams = problems;
+      log.warn('setParams refused', { problems });
+      return;
+    }
+    rejectedParams = undefined;
+    state.overrides = merged;
   });
   setHandler(
     runStatusQuery,
@@ -55,6 +69,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       paused,
       history: state.history,
       resumedFrom: state.resumedFrom,
+      ...(rejectedParams ? { rejectedParams } : {}),
     }),
   );
 

@@ -4,7 +4,17 @@
  * (`compute/csr_compute/config.py`); a test loads every file in `configs/` through both.
  */
 import { z } from 'zod';
-import { bool, duration, int, num, oneOf, text } from './fields';
+import { above, bool, duration, fraction, int, num, oneOf, safeName, text } from './fields';
+import { durationMs } from '../shared/duration';
+
+/**
+ * Largest seed: numpy and torch take seeds below 2^32, and each iteration's steps add the iteration
+ * number (at most 100) to the config's seed.
+ */
+export const MAX_SEED = 2 ** 32 - 1 - 100;
+
+/** Most shards or GPUs of one step: each is one activity and one process; far more wedges the task queue. */
+export const MAX_SHARDS = 1024;
 
 /** Where a model comes from: the toy world's trained model, or a local Hugging Face folder. */
 const modelSource = z.discriminatedUnion(
@@ -19,7 +29,7 @@ const modelSource = z.discriminatedUnion(
 const toyworld = z
   .object({
     /** Seed of the synthetic world. @default 0 */
-    seed: int(0).default(0),
+    seed: int(0, MAX_SEED).default(0),
   })
   .strict();
 
@@ -93,6 +103,15 @@ const generate = z
     if (value.keep_top + value.keep_bottom < 1) {
       ctx.addIssue({ code: 'custom', path: ['keep_bottom'], message: 'expected keep_top + keep_bottom >= 1' });
     }
+    // Pruning keeps keep_top + keep_bottom of num_beams nodes: more than there are wedges the search.
+    if (value.keep_top + value.keep_bottom > value.num_beams) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keep_bottom'],
+        message: `expected keep_top + keep_bottom <= num_beams (${value.num_beams})`,
+        input: value.keep_bottom,
+      });
+    }
   });
 
 const reward = z
@@ -128,20 +147,22 @@ const curate = z
 
 const dpo = z
   .object({
-    beta: num(0).default(0.1),
+    /** Strength of the KL constraint; 0 makes the DPO loss constant (nothing is learned). @default 0.1 */
+    beta: above(0).default(0.1),
     /** `sigmoid` (standard DPO), or the control `nll_only`: fine-tuning on chosen responses alone. */
     loss: oneOf(['sigmoid', 'nll_only']).default('sigmoid'),
-    learning_rate: num(0).default(1e-7),
+    learning_rate: above(0).default(1e-7),
     /** Learning rate of the multimodal projector (LLaVA trains it beside the LoRA adapters). */
     projector_learning_rate: num(0).optional(),
-    epochs: num(0).default(1),
+    epochs: above(0).default(1),
     batch_size: int(1).default(1),
     gradient_accumulation_steps: int(1).default(1),
     lr_scheduler: oneOf(['cosine', 'linear', 'constant']).default('cosine'),
-    warmup_ratio: num(0, 1).default(0.03),
+    /** Share of the steps spent warming up; below 1, or the run never trains at its learning rate. */
+    warmup_ratio: fraction().default(0.03),
     lora_r: int(1).default(128),
     lora_alpha: int(1).default(256),
-    lora_dropout: num(0, 1).default(0.05),
+    lora_dropout: fraction().default(0.05),
     /** Weight of an NLL term on chosen responses (TRL rpo_alpha); null = off. */
     rpo_alpha: num(0).nullable().default(null),
     /** Save a resumable checkpoint every K optimiser steps. */
@@ -167,7 +188,8 @@ const dpo = z
 
 const benchmark = z
   .object({
-    name: text('benchmark name'),
+    /** A registered benchmark; also the name of its output folder, hence letters, digits, - and _ only. */
+    name: safeName('benchmark name'),
     /** Folder of the benchmark's official release (toy benchmarks: the toy world's). */
     data_dir: text('path of a benchmark data folder').optional(),
     /** Folder of the benchmark's images when they are not inside data_dir (e.g. COCO val2014 for POPE). */
@@ -203,7 +225,21 @@ const evaluate = z
     max_new_tokens: int(1).optional(),
     /** OpenAI-compatible judge for MM-Vet and LLaVA-Bench; absent = those two are skipped. */
     judge: z
-      .object({ url: text('URL'), model: text('model name'), api_key_env: text('variable name').optional() })
+      .object({
+        /** The endpoint; http(s) only, since the worker sends the API key there. */
+        url: z
+          .string({ error: () => 'expected an http(s) URL' })
+          .regex(/^https?:\/\/[^\s/]+/, { error: () => 'expected an http(s) URL' }),
+        model: text('model name'),
+        /**
+         * Environment variable of the worker holding the API key. It must also be listed in the
+         * operator's `CSR_JUDGE_KEY_ENVS` on the worker and where the run is started (see `judgeKeyProblem`).
+         */
+        api_key_env: z
+          .string({ error: () => 'expected an environment variable name' })
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: () => 'expected an environment variable name' })
+          .optional(),
+      })
       .strict()
       .optional(),
   })
@@ -211,12 +247,22 @@ const evaluate = z
 
 const retry = z
   .object({
-    maximum_attempts: int(1).default(5),
+    maximum_attempts: int(1, 100).default(5),
     initial_interval: duration().default('5s'),
-    backoff_coefficient: num(1).default(2),
+    backoff_coefficient: num(1, 100).default(2),
     maximum_interval: duration().default('5m'),
   })
-  .strict();
+  .strict()
+  .superRefine((value, ctx) => {
+    if (durationMs(value.maximum_interval) < durationMs(value.initial_interval)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maximum_interval'],
+        message: `expected a duration >= initial_interval (${value.initial_interval})`,
+        input: value.maximum_interval,
+      });
+    }
+  });
 
 const activityTimeouts = z
   .object({
@@ -228,18 +274,37 @@ const activityTimeouts = z
     heartbeat_every: duration().default('10s'),
     retry: retry.default(retry.parse({})),
   })
-  .strict();
+  .strict()
+  .superRefine((value, ctx) => {
+    // A heartbeat timer as slow as the timeout lets every step time out between two beats.
+    if (durationMs(value.heartbeat_every) >= durationMs(value.heartbeat_timeout)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heartbeat_every'],
+        message: `expected a duration < heartbeat_timeout (${value.heartbeat_timeout})`,
+        input: value.heartbeat_every,
+      });
+    }
+    if (durationMs(value.heartbeat_timeout) > durationMs(value.start_to_close)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heartbeat_timeout'],
+        message: `expected a duration <= start_to_close (${value.start_to_close})`,
+        input: value.heartbeat_timeout,
+      });
+    }
+  });
 
 const workers = z
   .object({
     /** Shards that generate, reward and evaluate fan out over (usually the number of GPUs). */
-    gpu_shards: int(1).default(1),
+    gpu_shards: int(1, MAX_SHARDS).default(1),
     /** GPUs one DPO step claims together on one host. */
-    dpo_gpus: int(1).default(1),
+    dpo_gpus: int(1, MAX_SHARDS).default(1),
   })
   .strict();
 
-const torchThreads = int(1);
+const torchThreads = int(1, 1024);
 
 /** The config file as written. */
 export const rawConfigSchema = z
@@ -249,7 +314,7 @@ export const rawConfigSchema = z
       .string({ error: () => 'expected a name of letters, digits, - and _' })
       .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, { error: () => 'expected a name of letters, digits, - and _' }),
     iterations: int(1, 100),
-    seed: int(0).default(0),
+    seed: int(0, MAX_SEED).default(0),
     model: modelSource,
     clip: modelSource,
     toyworld: toyworld.default(toyworld.parse({})),

@@ -146,6 +146,8 @@ export interface RunStatus {
   paused: boolean;
   history: IterationSummary[];
   resumedFrom?: string;
+  /** The problems of the last `setParams` that was refused (the run goes on with its parameters). */
+  rejectedParams?: string[];
 }
 
 /** What the iteration workflow's status query returns. */

@@ -1,0 +1,128 @@
+/**
+ * A config that enters through Temporal (UI, `temporal workflow start`, a schedule) is validated by the
+ * run workflow with the same schema and message as the CLI, and fails at once, for good; `setParams`
+ * overrides are checked the same way. Real dev server and the real workflow code; no activity worker is
+ * needed, since a refused input must fail before the first activity.
+ */
+import anyTest, { type TestFn } from 'ava';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { parse as parseYaml } from 'yaml';
+import { runStatusQuery, setParamsSignal } from '../workflows/messages';
+import type { CsrRunInput, RunStatus } from '../src/shared/run-types';
+import { createTestEnv, eventually, repoRoot, tempDir } from './helpers/temporal-harness';
+
+interface Context {
+  env: TestWorkflowEnvironment;
+  bundle: WorkflowBundleWithSourceMap;
+}
+const test = anyTest as TestFn<Context>;
+
+test.before(async (t) => {
+  const [env, bundle] = await Promise.all([
+    createTestEnv('ERROR'),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') }),
+  ]);
+  t.context = { env, bundle };
+});
+
+test.after.always(async (t) => {
+  await t.context.env?.teardown();
+});
+
+const BAD_CONFIG = [
+  'name: bad',
+  'iterations: 1',
+  'seed: 4294967296',
+  'model: { source: toyworld }',
+  'clip: { source: toyworld }',
+  'dpo: { beta: 0, warmup_ratio: 1 }',
+  'generate: { num_beams: 2, keep_top: 1, keep_bottom: 2 }',
+  'activities: { start_to_close: 0s, retry: { initial_interval: 10m, maximum_interval: 1m } }',
+  'evaluate: { judge: { url: "file:///etc/passwd", model: m } }',
+  '',
+].join('\n');
+
+function input(config: unknown, configFile: string): CsrRunInput {
+  return { config: config as CsrRunInput['config'], configHash: 'x', runKey: 'bad-run', configFile, nextIteration: 0, history: [] };
+}
+
+async function withWorker<T>(t: { context: Context }, taskQueue: string, fn: () => Promise<T>): Promise<T> {
+  const worker = await Worker.create({ connection: t.context.env.nativeConnection, taskQueue, workflowBundle: t.context.bundle });
+  return worker.runUntil(fn());
+}
+
+test('a bad config started directly through Temporal fails at once with the message the CLI gives', async (t) => {
+  const dir = tempDir('csr-wf-input-');
+  const file = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(file, BAD_CONFIG);
+  let cli = '';
+  let exitCode = 0;
+  try {
+    execFileSync(process.execPath, [path.join(repoRoot, 'bin', 'csr.js'), 'run', '--config', file], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (error) {
+    const failed = error as { status: number; stderr: string };
+    exitCode = failed.status;
+    cli = failed.stderr.trim();
+  }
+  t.is(exitCode, 2);
+
+  const handle = await t.context.env.client.workflow.start('csrRun', {
+    taskQueue: 'wf-input-1',
+    workflowId: 'bad-config-run',
+    args: [input(parseYaml(BAD_CONFIG), file)],
+  });
+  const error = await withWorker(t, 'wf-input-1', () => t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError }));
+  const cause = error?.cause;
+  t.true(cause instanceof ApplicationFailure, String(cause));
+  t.is((cause as ApplicationFailure).type, 'ConfigError');
+  t.true((cause as ApplicationFailure).nonRetryable);
+  t.is((cause as ApplicationFailure).message, cli);
+  for (const field of ['seed', 'dpo.beta', 'dpo.warmup_ratio', 'generate.keep_bottom', 'activities.start_to_close', 'activities.retry.maximum_interval', 'evaluate.judge.url']) {
+    t.regex(cli, new RegExp(`\\n  ${field.replace(/\./g, '\\.')}: expected`), field);
+  }
+  // Failed in its first workflow task: no activity was ever scheduled.
+  const history = await handle.fetchHistory();
+  t.false(history.events?.some((event) => event.activityTaskScheduledEventAttributes) ?? true);
+});
+
+test('a run key that would leave the artifact root is refused', async (t) => {
+  const config = parseYaml(BAD_CONFIG.replace(/^(seed|dpo|generate|activities|evaluate):.*$/gm, ''));
+  const handle = await t.context.env.client.workflow.start('csrRun', {
+    taskQueue: 'wf-input-2',
+    workflowId: 'escaping-run',
+    args: [{ ...input(config, 'good.yaml'), runKey: '../../x' }],
+  });
+  const error = await withWorker(t, 'wf-input-2', () => t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError }));
+  t.regex(error?.cause?.message ?? '', /^invalid run key "\.\.\/\.\.\/x": expected letters, digits/);
+});
+
+test('setParams with a bad override is refused and shown; a good one is kept', async (t) => {
+  const config = parseYaml(BAD_CONFIG.replace(/^(seed|dpo|generate|activities|evaluate):.*$/gm, ''));
+  const handle = await t.context.env.client.workflow.start('csrRun', {
+    taskQueue: 'wf-input-3',
+    workflowId: 'set-params-run',
+    args: [input(config, 'good.yaml')],
+  });
+  await withWorker(t, 'wf-input-3', async () => {
+    // The run waits on its first activity (no activity worker here), so signals find it running.
+    await handle.signal(setParamsSignal, { dpo: { beta: 0 } as never });
+    const refused = await eventually<RunStatus>('the refusal', async () => {
+      const status = await handle.query(runStatusQuery);
+      return status.rejectedParams ? status : undefined;
+    });
+    t.deepEqual(refused.rejectedParams, ['dpo.beta: expected number > 0, got 0']);
+    await handle.signal(setParamsSignal, { iterations: 2 });
+    const accepted = await eventually<RunStatus>('the accepted override', async () => {
+      const status = await handle.query(runStatusQuery);
+      return status.iterations === 2 ? status : undefined;
+    });
+    t.is(accepted.rejectedParams, undefined);
+    await handle.terminate('test done');
+  });
+});
