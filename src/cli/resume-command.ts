@@ -6,6 +6,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/temporal';
+import { parseConfig } from '../config';
 import type { CsrRunInput } from '../shared/run-types';
 import { iterationPlan, iterationStartModel } from '../shared/plan';
 import { readManifest, staleReason } from '../../activities/manifest';
@@ -69,6 +70,8 @@ export async function resumeCommand(id: string, options: { dryRun?: boolean; wai
     return sweepCommand({ resumeFrom: id, wait: options.wait });
   }
   if (old === undefined) throw new Error(`run ${id}: no start input`);
+  // The old run's config is checked against today's schema before anything starts (exit 2, one line per field).
+  old.config = parseConfig(old.config, `config of run ${id}`);
   const rows = await resumePlan(old);
   const done = old.history.map((h) => h.iteration);
   console.log(`run ${id}: iterations done ${done.length ? done.join(', ') : 'none'}; resuming from iteration ${old.nextIteration}`);
