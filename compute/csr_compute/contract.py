@@ -151,8 +151,32 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """``atomic_write_text`` for bytes."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _parse_record(line: bytes, key: str) -> dict[str, Any] | None:
+    """The record on one JSONL line, or None when the line is not a JSON object carrying ``key``."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and key in record else None
 
 
 class JsonlStore:
@@ -160,7 +184,9 @@ class JsonlStore:
 
     Each record is written as one line, flushed and fsynced before the next item starts, so a step
     killed at any moment loses at most the item in flight. On open, a torn last line (the process died
-    mid-write) is cut off; finished items are then skipped by a restarted step.
+    mid-write) is cut off and a damaged line elsewhere (a bad disk block, a stray edit) costs only its own
+    record: the file is rewritten without it, a warning names the file and line, and a restarted step
+    recomputes just that item.
     """
 
     def __init__(self, path: str | os.PathLike[str], key: str = "id"):
@@ -175,19 +201,20 @@ class JsonlStore:
         if not self.path.exists():
             return
         raw = self.path.read_bytes()
-        good_end = 0
-        for line in raw.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
+        good: list[bytes] = []
+        damaged: list[int] = []
+        for number, line in enumerate(raw.splitlines(keepends=True), 1):
+            # A line without its newline is the record a killed writer was in the middle of.
+            record = _parse_record(line, self.key) if line.endswith(b"\n") else None
+            if record is None:
+                damaged.append(number)
+                continue
             self._records[str(record[self.key])] = record
-            good_end += len(line)
-        if good_end != len(raw):
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good_end)
+            good.append(line)
+        if damaged:
+            log(f"warning: {self.path}: dropped damaged record(s) at line(s) {', '.join(map(str, damaged))}; "
+                "those items are computed again, every other record is kept")
+            atomic_write_bytes(self.path, b"".join(good))
 
     def __contains__(self, item_key: object) -> bool:
         return str(item_key) in self._records

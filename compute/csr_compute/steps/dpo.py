@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract import Progress, SpecError, atomic_write_json, log, write_manifest
+from ..config_bounds import check_section
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
                      completed_manifest, from_dict, heartbeat, read_jsonl, seed_everything)
 
@@ -87,6 +88,8 @@ class DpoParams:
         check_choice(f"{p}.reference", self.reference, ("iteration_start",))
         check_str(f"{p}.policy_init", self.policy_init)
         check_str(f"{p}.data", self.data)
+        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here.
+        check_section("dpo", self, "params")
 
 
 @dataclass
@@ -169,11 +172,11 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
         log(f"dpo: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
     from peft import LoraConfig
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig
 
     from ..models import load_lvlm, set_threads_from_env
     from ..training.callbacks import MetricsFileCallback, MlflowCallback, ProgressCallback, truncate_metrics
+    from ..training.checkpoints import last_complete_checkpoint
     from ..training.data import to_dataset, to_trl_records
     from .common import guard_resume
 
@@ -236,7 +239,8 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(TqdmCallback)
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume_from = last_complete_checkpoint(checkpoints)
+    resume = str(resume_from) if resume_from is not None else None
     stats_path = out / "eval_before.json"
     if resume is None:
         metrics_path.unlink(missing_ok=True)

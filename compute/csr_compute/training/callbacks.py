@@ -81,8 +81,14 @@ def truncate_metrics(path: Path, after_step: int) -> None:
     """Forget records logged after ``after_step``: a resumed run redoes (and relogs) those steps."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines(keepends=True)
-            if line.strip() and json.loads(line)["step"] <= after_step]
+    kept = []
+    for line in path.read_text().splitlines(keepends=True):
+        # A line torn by the kill that ended the last attempt is dropped, not fatal to every retry.
+        try:
+            if line.endswith("\n") and json.loads(line)["step"] <= after_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
     path.write_text("".join(kept))
 
 
