@@ -184,7 +184,13 @@ const dpo = z
     /** Preference data each iteration trains on: its own freshly generated pairs (CSR). */
     data: oneOf(['current_iteration']).default('current_iteration'),
   })
-  .strict();
+  .strict()
+  .superRefine((value, ctx) => {
+    // 0 optimiser steps trains nothing and merges an untouched adapter: a run that only looks done.
+    if (value.max_steps === 0) {
+      ctx.addIssue({ code: 'custom', path: ['max_steps'], message: 'expected -1 (run the epochs) or a positive step count', input: 0 });
+    }
+  });
 
 const benchmark = z
   .object({
@@ -245,6 +251,16 @@ const evaluate = z
   })
   .strict();
 
+/** Milliseconds of a duration for a rule between fields; NaN (every comparison false) when the field itself is bad, already reported. */
+function validMs(value: string): number {
+  try {
+    const ms = durationMs(value);
+    return ms > 0 ? ms : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const retry = z
   .object({
     maximum_attempts: int(1, 100).default(5),
@@ -254,7 +270,7 @@ const retry = z
   })
   .strict()
   .superRefine((value, ctx) => {
-    if (durationMs(value.maximum_interval) < durationMs(value.initial_interval)) {
+    if (validMs(value.maximum_interval) < validMs(value.initial_interval)) {
       ctx.addIssue({
         code: 'custom',
         path: ['maximum_interval'],
@@ -277,7 +293,7 @@ const activityTimeouts = z
   .strict()
   .superRefine((value, ctx) => {
     // A heartbeat timer as slow as the timeout lets every step time out between two beats.
-    if (durationMs(value.heartbeat_every) >= durationMs(value.heartbeat_timeout)) {
+    if (validMs(value.heartbeat_every) >= validMs(value.heartbeat_timeout)) {
       ctx.addIssue({
         code: 'custom',
         path: ['heartbeat_every'],
@@ -285,7 +301,7 @@ const activityTimeouts = z
         input: value.heartbeat_every,
       });
     }
-    if (durationMs(value.heartbeat_timeout) > durationMs(value.start_to_close)) {
+    if (validMs(value.heartbeat_timeout) > validMs(value.start_to_close)) {
       ctx.addIssue({
         code: 'custom',
         path: ['heartbeat_timeout'],

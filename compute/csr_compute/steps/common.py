@@ -115,7 +115,8 @@ class StepSpec:
 
     def __post_init__(self) -> None:
         check_str("out_dir", self.out_dir)
-        check_int("seed", self.seed, minimum=0)
+        # numpy and torch refuse seeds of 2^32 and more; refusing here fails the spec, not the run hours later.
+        check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         if not (isinstance(self.device, str) and (self.device in DEVICES or self.device.startswith("cuda:"))):
             raise SpecError("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
         check_choice("dtype", self.dtype, DTYPES)

@@ -22,6 +22,7 @@ from typing import Any
 from ..contract import Progress, atomic_write_json, atomic_write_text, log, write_manifest
 from ..search.calibration import PATH_NORMS
 from ..search.pairs import PAIRINGS, choose_pair, complete_paths, control_pair, order_only, repeats_itself
+from ..config_bounds import check_section
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
                      completed_manifest, from_dict, read_jsonl, require_file, resolve_image)
 
@@ -41,6 +42,9 @@ class CurateParams:
     pairing: str = field(default="calibrated", metadata={"help": "'calibrated' (CSR), or a control on the same prompts: 'swapped' (chosen and rejected exchanged), 'random' (two random responses)."})
 
     def __post_init__(self) -> None:
+        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here;
+        # first, so that a field is refused by the schema's own words before any rule combining fields.
+        check_section("curate", self, "params")
         check_float("params.min_gap", self.min_gap, minimum=0.0)
         check_bool("params.drop_order_only", self.drop_order_only)
         check_bool("params.drop_repeated_objects", self.drop_repeated_objects)

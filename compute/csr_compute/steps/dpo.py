@@ -23,6 +23,7 @@ from typing import Any
 
 from ..contract import Progress, SpecError, atomic_write_json, log, write_manifest
 from ..config_bounds import check_section
+from ..config_bounds import check_section
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
                      completed_manifest, from_dict, heartbeat, read_jsonl, seed_everything)
 
@@ -60,21 +61,24 @@ class DpoParams:
     data: str = field(default="current_iteration", metadata={"help": "Orchestration: which pairs the caller passes."})
 
     def __post_init__(self) -> None:
+        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here;
+        # first, so that a field is refused by the schema's own words before any rule combining fields.
+        check_section("dpo", self, "params")
         p = "params"
-        check_float(f"{p}.beta", self.beta, minimum=1e-6)
+        check_float(f"{p}.beta", self.beta)
         check_choice(f"{p}.loss", self.loss, LOSSES)
         check_float(f"{p}.learning_rate", self.learning_rate, minimum=0.0)
         if self.projector_learning_rate is not None:
             check_float(f"{p}.projector_learning_rate", self.projector_learning_rate, minimum=0.0)
-        check_float(f"{p}.epochs", self.epochs, minimum=1e-6)
+        check_float(f"{p}.epochs", self.epochs)
         check_int(f"{p}.batch_size", self.batch_size, minimum=1)
         check_int(f"{p}.gradient_accumulation_steps", self.gradient_accumulation_steps, minimum=1)
         check_choice(f"{p}.lr_scheduler", self.lr_scheduler, SCHEDULERS)
-        check_float(f"{p}.warmup_ratio", self.warmup_ratio, minimum=0.0, maximum=0.999)
+        check_float(f"{p}.warmup_ratio", self.warmup_ratio)
         check_float(f"{p}.weight_decay", self.weight_decay, minimum=0.0)
         check_int(f"{p}.lora_r", self.lora_r, minimum=1)
         check_int(f"{p}.lora_alpha", self.lora_alpha, minimum=1)
-        check_float(f"{p}.lora_dropout", self.lora_dropout, minimum=0.0, maximum=0.999)
+        check_float(f"{p}.lora_dropout", self.lora_dropout)
         if self.rpo_alpha is not None:
             check_float(f"{p}.rpo_alpha", self.rpo_alpha, minimum=0.0)
         check_int(f"{p}.checkpoint_every", self.checkpoint_every, minimum=1)

@@ -26,6 +26,7 @@ from ..search.calibration import CALIBRATIONS, calibrate_siblings, path_value
 from ..search.group_beam import PromptCache, SearchSettings, expand_nodes, prefill_prompt
 from ..search.shared_prefix import PrefixPool
 from ..search.tree import SentenceTree
+from ..config_bounds import check_section
 from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, completed_manifest, from_dict,
                      guard_resume, heartbeat, require_file, resolve_image, seed_everything)
 
@@ -57,6 +58,9 @@ class GenerateParams:
     dtype: str = field(default="auto", metadata={"help": "Model dtype for generation: 'auto' (the step's dtype: bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'."})
 
     def __post_init__(self) -> None:
+        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here;
+        # first, so that a field is refused by the schema's own words before any rule combining fields.
+        check_section("generate", self, "params")
         p = "params"
         check_int(f"{p}.num_beams", self.num_beams, minimum=1)
         check_int(f"{p}.num_token_beams", self.num_token_beams, minimum=1)

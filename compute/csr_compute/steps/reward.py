@@ -17,6 +17,7 @@ from typing import Any
 from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
 from ..search.calibration import CALIBRATIONS, calibrate_siblings
 from ..search.filters import drop_reason
+from ..config_bounds import check_section
 from .common import (StepSpec, check_choice, check_float, check_int, check_paths, check_str, completed_manifest,
                      from_dict, guard_resume, heartbeat, read_jsonl, resolve_image, seed_everything)
 
@@ -32,6 +33,9 @@ class RewardParams:
     batch_size: int = field(default=64, metadata={"help": "Sentences per CLIP forward pass."})
 
     def __post_init__(self) -> None:
+        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here;
+        # first, so that a field is refused by the schema's own words before any rule combining fields.
+        check_section("reward", self, "params")
         check_choice("params.calibration", self.calibration, CALIBRATIONS)
         check_float("params.alpha", self.alpha, minimum=0.0, maximum=1.0)
         check_int("params.batch_size", self.batch_size, minimum=1)
