@@ -23,7 +23,6 @@ from typing import Any
 
 from ..contract import Progress, SpecError, atomic_write_json, log, write_manifest
 from ..config_bounds import check_section
-from ..config_bounds import check_section
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
                      completed_manifest, from_dict, heartbeat, read_jsonl, seed_everything)
 
@@ -92,8 +91,6 @@ class DpoParams:
         check_choice(f"{p}.reference", self.reference, ("iteration_start",))
         check_str(f"{p}.policy_init", self.policy_init)
         check_str(f"{p}.data", self.data)
-        # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here.
-        check_section("dpo", self, "params")
 
 
 @dataclass
