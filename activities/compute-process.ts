@@ -96,6 +96,8 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
   let lastError: ComputeEvent | undefined;
   let manifestEvent: ComputeEvent | undefined;
   let callbackError: unknown;
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= killGroup(pid, killGraceMs));
   const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
   lines.on('line', (line) => {
     let event: ComputeEvent | undefined;
@@ -108,7 +110,14 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
       // A library that prints to stdout breaks the contract but not the run; keep its text in the log.
     }
     if (event === undefined) {
-      fs.appendFileSync(options.logFile, `[stdout] ${line}\n`);
+      try {
+        fs.appendFileSync(options.logFile, `[stdout] ${line}\n`);
+      } catch (error) {
+        // A throw in this listener would be uncaught and end the worker with every step it runs; a full
+        // disk instead ends this step (its own writes would fail next), reported once the group is gone.
+        callbackError ??= error;
+        void stop();
+      }
       return;
     }
     if (event.event === 'error') lastError = event;
@@ -120,8 +129,6 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
     }
   });
 
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= killGroup(pid, killGraceMs));
   const onAbort = () => void stop();
   try {
     options.onSpawn?.(pid);

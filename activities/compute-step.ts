@@ -11,6 +11,7 @@ import type { GpuLeases } from '../src/gpu/leases';
 import { specHash } from './canonical-json';
 import { type ComputeEvent, runComputeProcess } from './compute-process';
 import { ComputeFailureType, failureForExit } from './exit-codes';
+import { diskErrorCode, noSpaceFailure } from './disk-errors';
 import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
 import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
 
@@ -226,6 +227,10 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
         ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
       }
       return resultOf(input, outDir, loaded, false, attempt, started);
+    } catch (error) {
+      const code = diskErrorCode(error);
+      if (code !== undefined) throw noSpaceFailure(label, error as NodeJS.ErrnoException, outDir);
+      throw error;
     } finally {
       clearInterval(timer);
     }
