@@ -18,6 +18,7 @@ import traceback
 from typing import Any, Callable
 
 from .contract import EXIT_CODES, MissingInputError, RetryableError, SpecError, emit
+from .spec_file import read_spec
 from .step_lock import StepFolderBusy, acquire_step_lock
 
 # step name -> "module:function"; each function takes the parsed spec dict and returns its manifest.
@@ -70,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent()
     lock_fd: int | None = None
     try:
-        with open(args.spec, encoding="utf-8") as handle:
-            spec = json.load(handle)
-        if not isinstance(spec, dict):
-            raise SpecError("spec", type(spec).__name__, "a JSON object")
+        spec = read_spec(args.spec)
         if isinstance(spec.get("out_dir"), str) and spec["out_dir"]:
             # Held until the step ends (the OS releases it however we die): one writer per folder.
             lock_fd = acquire_step_lock(spec["out_dir"])

@@ -14,6 +14,7 @@ Loading never reaches a model hub: ``local_files_only=True``. A missing folder i
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ def _require_folder(path: str | os.PathLike[str], what: str) -> Path:
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise MissingInputError(f"{what} folder {str(folder)!r} has no config.json (not a saved model folder)")
+    # A damaged config.json would surface as a transformers traceback and a retry; it is the input's fault.
+    try:
+        config = json.loads((folder / "config.json").read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpecError(f"{what} model", str(folder / "config.json"),
+                        f"a JSON model config ({type(error).__name__} at {getattr(error, 'start', getattr(error, 'pos', '?'))})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise SpecError(f"{what} model", str(folder / "config.json"), "a model config with a model_type")
     return folder
 
 

@@ -148,9 +148,9 @@ def test_missing_image_fails_before_loading_the_model(pope_data, tmp_path):
 
 def test_bad_specs_exit_with_the_non_retryable_code(tmp_path, capsys):
     for spec, message in (
-        ({"out_dir": "o", "model": "m", "benchmark": {"name": "popee"}}, "did you mean 'pope'"),
-        ({"out_dir": "o", "model": "m", "benchmark": {"name": "pope", "limit": -1}}, "benchmark.limit"),
-        ({"out_dir": "o", "model": "m", "benchmark": {"name": "pope"}, "batch": 4}, "batch: expected no such field"),
+        ({"out_dir": "/o", "model": "m", "benchmark": {"name": "popee"}}, "did you mean 'pope'"),
+        ({"out_dir": "/o", "model": "m", "benchmark": {"name": "pope", "limit": -1}}, "benchmark.limit"),
+        ({"out_dir": "/o", "model": "m", "benchmark": {"name": "pope"}, "batch": 4}, "batch: expected no such field"),
     ):
         path = tmp_path / "spec.json"
         path.write_text(json.dumps(spec))

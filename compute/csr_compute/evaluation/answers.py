@@ -27,6 +27,9 @@ def read_answers(path: Path) -> Answers:
                             f"(first at line {answers.line[question_id]}); keep one answer per question")
         answers.text[question_id] = text
         answers.line[question_id] = number
+    if not answers.text:
+        # Scoring no answers would report every metric as 0 and exit 0: a wrong file looks like a bad model.
+        raise DataError(f'{path}: no answers; expected one {{"question_id": ..., "text": ...}} per line')
     return answers
 
 

@@ -7,6 +7,7 @@ here is a ``DataError`` (a ``MissingInputError``: the step exits with the non-re
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -17,15 +18,31 @@ class DataError(MissingInputError):
     """A benchmark file (or an answers file) that is absent or not in the expected format."""
 
 
+class MissingFileError(DataError):
+    """The file itself is not there (``csr score`` exits 3 for it, 2 for a malformed one)."""
+
+
+# JSON escapes C0 controls; these others (DEL, C1 such as CSI, bidi overrides) would act on a terminal.
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffd]")
+
+
 def _short(value: Any, limit: int = 120) -> str:
     text = json.dumps(value, default=str, ensure_ascii=False)
+    text = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def not_utf8(path: Path, error: UnicodeDecodeError, what: str) -> DataError:
+    """Where a file stops being UTF-8 text; the bytes are named in hex, never printed."""
+    bad = error.object[error.start:error.start + 1].hex()
+    return DataError(f"{path}: expected UTF-8 text ({what}), got byte 0x{bad} at offset {error.start}; "
+                     "save the file as UTF-8")
 
 
 def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         hint = f" (the folder {str(path.parent)!r} does not exist)" if not path.parent.is_dir() else ""
-        raise DataError(f"{what}: file {str(path)!r} not found{hint}")
+        raise MissingFileError(f"{what}: file {str(path)!r} not found{hint}")
     return path
 
 
@@ -35,7 +52,7 @@ def first_existing(folder: Path, candidates: Iterable[str], what: str) -> Path:
     for path in tried:
         if path.is_file():
             return path
-    raise DataError(f"{what}: none of {[str(p) for p in tried]} exists")
+    raise MissingFileError(f"{what}: none of {[str(p) for p in tried]} exists")
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -47,27 +64,33 @@ def read_json(path: Path, what: str) -> Any:
         raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
                         f"expected {what}") from None
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason}); expected {what}") from None
+        raise not_utf8(path, error, what) from None
 
 
 def iter_jsonl(path: Path, what: str) -> Iterator[tuple[int, Any]]:
     """(line number, record) for every non-blank line of a JSON-lines file."""
     require_file(path, what)
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path} line {number}: not valid JSON ({error.msg}); expected {what}; "
-                                f"the line starts {_short(line.strip()[:80])}") from None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, error, what) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path} line {number}: not valid JSON ({error.msg}); expected {what}; "
+                            f"the line starts {_short(line.strip()[:80])}") from None
 
 
 def read_json_records(path: Path, what: str) -> list[tuple[int, Any]]:
     """Records of a file that is either one JSON array or JSON lines (POPE ships JSON lines named .json)."""
     require_file(path, what)
-    text = path.read_text(encoding="utf-8").lstrip()
+    try:
+        text = path.read_bytes().decode("utf-8").lstrip()
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, error, what) from None
     if text.startswith("["):
         records = read_json(path, what)
         return [(index + 1, record) for index, record in enumerate(records)]

@@ -88,12 +88,17 @@ class EvaluateConfig:
                      seed=spec.get("seed", 0), device=spec.get("device", "auto"), dtype=spec.get("dtype", "auto"),
                      judge=spec.get("judge"))
         config.check()
+        # A relative out_dir would land wherever the worker happens to run; the plan always writes absolute ones.
+        if not config.out_dir.is_absolute():
+            raise SpecError("out_dir", str(config.out_dir), "an absolute path")
         return config
 
     def check(self) -> None:
         for name, value, low in (("batch_size", self.batch_size, 1), ("seed", self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SpecError(name, value, f"an integer >= {low}")
+        if self.seed > 2**32 - 1:  # numpy and torch refuse larger seeds
+            raise SpecError("seed", self.seed, "an integer <= 4294967295")
         if self.max_new_tokens is not None and (isinstance(self.max_new_tokens, bool)
                                                 or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
             raise SpecError("max_new_tokens", self.max_new_tokens, "a positive integer")

@@ -3,7 +3,7 @@
     python -m csr_compute.evaluation.score BENCHMARK --data PATH --answers FILE [--json]
 
 FILE is JSON lines of {"question_id": ..., "text": ...} (the LLaVA evaluation answer format). Prints the
-metrics (``--json``: one JSON object). Exit 0 on success, 2 on bad input (message on stderr), 1 when
+metrics (``--json``: one JSON object). Exit 0 on success, 2 on bad input, 3 on a missing file (message on stderr), 1 when
 a configured judge cannot be reached.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..contract import RetryableError, SpecError
 from .answers import match_answers, read_answers
-from .datafiles import DataError
+from .datafiles import DataError, MissingFileError
 from .registry import ScoreContext, get_benchmark, load_dataset, names
 from .scoring import score
 
@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                                limit=args.limit, options=_options(args.option))
         answers = match_answers(dataset, read_answers(Path(args.answers)))
         metrics = score(benchmark, dataset, answers, ScoreContext(judge=_judge(args)))
-    except (SpecError, DataError, FileNotFoundError) as error:
+    except (MissingFileError, FileNotFoundError) as error:  # the input is not there: 3, as for a step
+        sys.stderr.write(f"csr score: {error}\n")
+        return 3
+    except (SpecError, DataError) as error:
         sys.stderr.write(f"csr score: {error}\n")
         return 2
     except RetryableError as error:  # the judge did not answer: not the input's fault, worth another try

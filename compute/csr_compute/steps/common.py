@@ -115,6 +115,9 @@ class StepSpec:
 
     def __post_init__(self) -> None:
         check_str("out_dir", self.out_dir)
+        # A relative out_dir would land wherever the worker happens to run; the plan always writes absolute ones.
+        if not os.path.isabs(self.out_dir):
+            raise SpecError("out_dir", self.out_dir, "an absolute path")
         # numpy and torch refuse seeds of 2^32 and more; refusing here fails the spec, not the run hours later.
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         if not (isinstance(self.device, str) and (self.device in DEVICES or self.device.startswith("cuda:"))):
