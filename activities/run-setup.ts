@@ -8,7 +8,10 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { JUDGE_KEY_ENVS, judgeKeyProblem } from '../src/config/judge-key';
 import type { CsrConfig } from '../src/config/schema';
+import { insideRoot } from '../src/shared/inside-root';
+import { isSafeKey } from '../src/shared/safe-path';
 import type { CsrEnv } from '../src/env';
 import type { RunPaths } from '../src/shared/run-types';
 import type { ComputeStepInput } from './types';
@@ -27,6 +30,21 @@ function usesToyworld(config: CsrConfig): boolean {
 /** A refused input: never retried, names the config field and the value. */
 function badInput(field: string, value: string, expected: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${field}: expected ${expected}, got ${JSON.stringify(value)}`, 'ConfigError');
+}
+
+/**
+ * A path the worker would otherwise resolve against its own working directory: the CLI makes config
+ * paths absolute (relative to the config file), so a relative one came from elsewhere and is refused.
+ */
+function absolute(field: string, value: string): string {
+  if (!path.isAbsolute(value)) throw badInput(field, value, 'an absolute path (the CLI resolves relative paths against the config file)');
+  return path.normalize(value);
+}
+
+/** `root/key`, refused for good when the key would leave the root. */
+function underRoot(root: string, key: string, field: string): string {
+  if (!isSafeKey(key)) throw badInput(field, key, 'letters, digits, ., - and _ (it names a folder under the artifact root)');
+  return insideRoot(root, key);
 }
 
 /** Write a file so that readers see the old content or the new one, never half of it. */
@@ -61,7 +79,10 @@ export function createRunSetupActivities(env: CsrEnv) {
   return {
     /** Decide the run's artifact root and, for the toy world, which world folder to build. */
     async prepareRun(input: { config: CsrConfig; runKey: string; configHash: string }): Promise<PreparedRun> {
-      const artifactRoot = path.join(env.artifactsDir, input.runKey);
+      // The workflow checked the config's shape; what only this worker's environment can tell is checked here.
+      const judgeProblem = judgeKeyProblem(input.config, process.env[JUDGE_KEY_ENVS]);
+      if (judgeProblem) throw ApplicationFailure.nonRetryable(judgeProblem, 'ConfigError');
+      const artifactRoot = underRoot(env.artifactsDir, input.runKey, 'runKey');
       fs.mkdirSync(artifactRoot, { recursive: true });
       writeAtomic(
         path.join(artifactRoot, 'run.json'),
@@ -94,10 +115,10 @@ export function createRunSetupActivities(env: CsrEnv) {
         if (!world) throw badInput(field, 'toyworld', 'a built toy world');
         return path.join(world, relative);
       };
-      const baseModel = config.model.source === 'path' ? path.resolve(config.model.path) : fromWorld('lvlm', 'model.source');
-      const clip = config.clip.source === 'path' ? path.resolve(config.clip.path) : fromWorld('clip', 'clip.source');
-      const promptsFile = config.prompts.source === 'file' ? path.resolve(config.prompts.file ?? '') : fromWorld('prompts.json', 'prompts.source');
-      const imagesDir = config.prompts.source === 'file' ? path.resolve(config.prompts.images_dir ?? '') : fromWorld('images', 'prompts.source');
+      const baseModel = config.model.source === 'path' ? absolute('model.path', config.model.path) : fromWorld('lvlm', 'model.source');
+      const clip = config.clip.source === 'path' ? absolute('clip.path', config.clip.path) : fromWorld('clip', 'clip.source');
+      const promptsFile = config.prompts.source === 'file' ? absolute('prompts.file', config.prompts.file ?? '') : fromWorld('prompts.json', 'prompts.source');
+      const imagesDir = config.prompts.source === 'file' ? absolute('prompts.images_dir', config.prompts.images_dir ?? '') : fromWorld('images', 'prompts.source');
       const checks: [string, string, 'model' | 'file' | 'dir'][] = [
         ['model.path', baseModel, 'model'],
         ['clip.path', clip, 'model'],
@@ -114,14 +135,14 @@ export function createRunSetupActivities(env: CsrEnv) {
       }
       const groundTruth = world ? path.join(world, 'scenes.jsonl') : undefined;
       return {
-        artifactRoot: path.join(env.artifactsDir, input.runKey),
+        artifactRoot: underRoot(env.artifactsDir, input.runKey, 'runKey'),
         baseModel,
         clip,
         promptsFile,
         imagesDir,
         ...(groundTruth && fs.existsSync(groundTruth) ? { groundTruth } : {}),
         ...(world ? { toyworldDir: world } : {}),
-        ...(input.iteration0Key ? { iteration0Root: path.join(env.artifactsDir, input.iteration0Key) } : {}),
+        ...(input.iteration0Key ? { iteration0Root: underRoot(env.artifactsDir, input.iteration0Key, 'iteration0Key') } : {}),
       };
     },
 

@@ -10,6 +10,7 @@ in ``configs/`` through both and compares the results, so the two definitions ca
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -165,7 +166,23 @@ _NESTED: dict[tuple[type, str], Any] = {
 }
 
 
+def _resolve_paths(config: RunConfig, folder: Path) -> RunConfig:
+    """Relative paths mean relative to the config file's folder, as ``loadConfig`` resolves them."""
+    def absolute(value: Optional[str]) -> Optional[str]:
+        return None if value is None else os.path.normpath(folder / value)
+
+    for source in (config.model, config.clip):
+        if source.source == "path":
+            source.path = absolute(source.path)
+    config.prompts.file = absolute(config.prompts.file)
+    config.prompts.images_dir = absolute(config.prompts.images_dir)
+    for entry in config.evaluate.benchmarks:
+        entry.data_dir = absolute(entry.data_dir)
+        entry.image_dir = absolute(entry.image_dir)
+    return config
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML run config with the same defaults as the TypeScript schema."""
-    data = yaml.safe_load(Path(path).read_text())
-    return _build(RunConfig, data, "")
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return _resolve_paths(_build(RunConfig, data, ""), Path(path).resolve().parent)

@@ -3,7 +3,7 @@
  * anything; a bad config exits with code 2 and one line per bad field.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError } from '../config';
+import { ConfigError, MissingConfigError } from '../config';
 
 function integer(name: string, min = 0) {
   return (value: string): number => {
@@ -26,7 +26,8 @@ function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise
     } catch (error) {
       if (error instanceof ConfigError) {
         console.error(`invalid config ${error.message}`);
-        process.exitCode = 2;
+        // A missing file is a missing input (3), as for compute steps; anything else about it is a bad input (2).
+        process.exitCode = error instanceof MissingConfigError ? 3 : 2;
         return;
       }
       console.error(`error: ${(error as Error).message}`);

@@ -10,6 +10,7 @@ import { connectClient } from '../client/temporal';
 import { CPU_QUEUE } from '../../workers/task-queues';
 import { newRunInput } from './run-command';
 import { table } from './output';
+import { isSafeKey } from '../shared/safe-path';
 
 const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
   skip: ScheduleOverlapPolicy.SKIP,
@@ -25,6 +26,11 @@ export async function scheduleCreate(
   const overlap = OVERLAP[options.overlap];
   if (overlap === undefined) {
     console.error(`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${options.overlap}"`);
+    return 2;
+  }
+  // The id starts every scheduled run's workflow id, which names its artifact folder.
+  if (!isSafeKey(id)) {
+    console.error(`schedule id: expected letters, digits, ., - and _, got ${JSON.stringify(id).slice(0, 80)}`);
     return 2;
   }
   if (!options.cron === !options.every) {

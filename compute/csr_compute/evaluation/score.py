@@ -79,12 +79,15 @@ def main(argv: list[str] | None = None) -> int:
                                limit=args.limit, options=_options(args.option))
         answers = match_answers(dataset, read_answers(Path(args.answers)))
         metrics = score(benchmark, dataset, answers, ScoreContext(judge=_judge(args)))
-    except (MissingFileError, FileNotFoundError) as error:  # the input is not there: 3, as for a step
+    except MissingFileError as error:  # the input is not there: 3, as for a step
         sys.stderr.write(f"csr score: {error}\n")
         return 3
-    except (SpecError, DataError) as error:
+    except (SpecError, DataError) as error:  # DataError before FileNotFoundError: it subclasses it
         sys.stderr.write(f"csr score: {error}\n")
         return 2
+    except FileNotFoundError as error:
+        sys.stderr.write(f"csr score: {error}\n")
+        return 3
     except RetryableError as error:  # the judge did not answer: not the input's fault, worth another try
         sys.stderr.write(f"csr score: {error}\n")
         return 1
