@@ -83,11 +83,19 @@ def test_llava_bench_judge_message():
                               "[System]\nWe would like to request your feedback")
 
 
-def test_judge_spec_is_checked():
+def test_judge_spec_is_checked(monkeypatch):
     with pytest.raises(SpecError, match=r"judge.url: expected an http\(s\) URL"):
         Judge.from_spec({"url": "localhost:8000", "model": "m"})
+    monkeypatch.setenv("CSR_JUDGE_KEY_ENVS", "CSR_SURELY_UNSET_VARIABLE, OPENAI_API_KEY")
     with pytest.raises(SpecError, match=r"judge.api_key_env: expected the name of a set environment variable"):
         Judge.from_spec({"url": "http://localhost:8000/v1", "model": "m", "api_key_env": "CSR_SURELY_UNSET_VARIABLE"})
+    # A set variable outside the operator's allowlist is refused: its value would be sent to the URL.
+    monkeypatch.setenv("HOME_SECRET", "s3cret")
+    with pytest.raises(SpecError, match=r"judge.api_key_env: expected one of CSR_SURELY_UNSET_VARIABLE, OPENAI_API_KEY, got \"HOME_SECRET\""):
+        Judge.from_spec({"url": "http://localhost:8000/v1", "model": "m", "api_key_env": "HOME_SECRET"})
+    monkeypatch.delenv("CSR_JUDGE_KEY_ENVS")
+    with pytest.raises(SpecError, match=r"expected a variable listed in CSR_JUDGE_KEY_ENVS \(empty here\)"):
+        Judge.from_spec({"url": "http://localhost:8000/v1", "model": "m", "api_key_env": "HOME_SECRET"})
     with pytest.raises(SpecError, match=r"judge.temperature: expected no such field"):
         Judge.from_spec({"url": "http://localhost:8000/v1", "model": "m", "temperature": 0})
     assert Judge.from_spec({"url": "http://h/v1/", "model": "m"}).endpoint == "http://h/v1/chat/completions"

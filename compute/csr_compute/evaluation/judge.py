@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,10 @@ from typing import Any
 from ..contract import JsonlStore, RetryableError, SpecError
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+# The operator's allowlist of key variables a judge spec may name (comma or space separated).
+JUDGE_KEY_ENVS = "CSR_JUDGE_KEY_ENVS"
 
 
 @dataclass
@@ -42,8 +47,15 @@ class Judge:
             raise SpecError(f"{field_path}.url", url, "an http(s) URL of an OpenAI-compatible endpoint")
         if not isinstance(model, str) or not model:
             raise SpecError(f"{field_path}.model", model, "the judge model's name")
-        if key_env is not None and (not isinstance(key_env, str) or key_env not in os.environ):
-            raise SpecError(f"{field_path}.api_key_env", key_env, "the name of a set environment variable")
+        if key_env is not None:
+            # The key is sent to ``url``: only variables the operator listed may be named, or a spec could
+            # send any secret of this worker's environment anywhere (same rule as the TypeScript side).
+            allowed = [name for name in re.split(r"[\s,]+", os.environ.get(JUDGE_KEY_ENVS, "")) if name]
+            if not isinstance(key_env, str) or key_env not in allowed:
+                raise SpecError(f"{field_path}.api_key_env", key_env,
+                                f"one of {', '.join(allowed)}" if allowed else f"a variable listed in {JUDGE_KEY_ENVS} (empty here)")
+            if key_env not in os.environ:
+                raise SpecError(f"{field_path}.api_key_env", key_env, "the name of a set environment variable")
         return cls(url=url, model=model, api_key_env=key_env)
 
     def with_cache(self, path: Path) -> "Judge":
