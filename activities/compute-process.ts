@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { groupRunning, killGroup } from '../src/gpu/process-groups';
+import { processIdentity } from '../src/gpu/process-identity';
 import type { StepExit } from './exit-codes';
 
 /** One JSON line a step printed on stdout (`progress`, `manifest`, `error`, `probe`, ...). */
@@ -96,8 +97,10 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
   let lastError: ComputeEvent | undefined;
   let manifestEvent: ComputeEvent | undefined;
   let callbackError: unknown;
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= killGroup(pid, killGraceMs));
+  // Read now, while the child cannot have exited and been reaped: later kills check they hit this group.
+  const leader = processIdentity(pid);
+  let stopping: Promise<boolean> | undefined;
+  const stop = () => (stopping ??= killGroup(pid, killGraceMs, leader));
   const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
   lines.on('line', (line) => {
     let event: ComputeEvent | undefined;

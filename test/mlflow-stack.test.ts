@@ -25,7 +25,7 @@ test.after.always(async (t) => {
 test.serial('the server writes its pid file, answers /version, and a second start adopts it', async (t) => {
   const { mlflow } = t.context;
   const pidFile = path.join(mlflow.stateDir, 'mlflow.pid');
-  t.is(Number(fs.readFileSync(pidFile, 'utf8')), mlflow.server.pid);
+  t.is(JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid, mlflow.server.pid); // pid + start time + boot id
   t.regex(mlflow.server.version, /^3\.\d+\.\d+/);
   t.true(mlflow.server.started);
   const again = await startMlflowServer({ stateDir: mlflow.stateDir, port: mlflow.port });

@@ -6,7 +6,8 @@
  * - One file per GPU, `<runDir>/gpu-<host>-<id>.lease`, holding JSON
  *   `{ gpu, host, pid, owner, ownerPid, token, since }`: `pid` is the compute process group leader
  *   (null until the child is started), `owner` the worker's id, `ownerPid` the worker's Node process,
- *   `token` a random value that tells this holder's file from any later one.
+ *   `token` a random value that tells this holder's file from any later one; `pidStart`, `ownerStart`
+ *   and `boot` make each pid an identity (process-identity.ts), so a reused pid is never taken for them.
  * - Creating a lease is atomic and exclusive: the content is written to a temporary file first and
  *   then hard-linked to the lease name, which fails if the name exists. Readers therefore never see a
  *   half-written lease (plain O_EXCL would leave a moment where the file is empty).
@@ -30,7 +31,11 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { groupRunning, killGroup, processRunning } from './process-groups';
+import { groupRunning, groupStartedBy, killGroup, processRunning } from './process-groups';
+import { isSameProcess, processIdentity } from './process-identity';
+
+// This process's own identity, recorded as a lease's owner.
+const ownIdentity = processIdentity(process.pid) ?? { pid: process.pid, start: null, boot: null };
 
 /** The content of a lease file. */
 export interface LeaseRecord {
@@ -46,6 +51,12 @@ export interface LeaseRecord {
   token: string;
   /** ISO time of acquisition. */
   since: string;
+  /** Start time of `pid` (process-identity.ts): a reused pid is not the recorded group. Absent in old files. */
+  pidStart?: string | null;
+  /** Start time of `ownerPid`: a reused owner pid does not keep the lease alive. Absent in old files. */
+  ownerStart?: string | null;
+  /** Boot id when the lease was taken: after a reboot none of its processes can be alive. */
+  boot?: string | null;
 }
 
 /** Settings of a host's lease table; every default documented. */
@@ -175,7 +186,7 @@ export class GpuLeases {
       if (token === undefined || found?.record === undefined || found.record.token !== token) {
         throw new Error(`GPU ${id}: lease ${file} is not held by ${this.owner}; cannot record pid ${pid}`);
       }
-      writeAtomic(file, { ...found.record, pid });
+      writeAtomic(file, { ...found.record, pid, pidStart: pid === null ? null : (processIdentity(pid)?.start ?? null) });
     }
   }
 
@@ -219,6 +230,8 @@ export class GpuLeases {
       ownerPid: process.pid,
       token: randomUUID(),
       since: new Date().toISOString(),
+      ownerStart: ownIdentity.start,
+      boot: ownIdentity.boot,
     };
     const tmp = `${file}.${record.token}.tmp`;
     fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`);
@@ -241,7 +254,8 @@ export class GpuLeases {
     if (found.record === undefined) return false;
     const { ownerPid, token } = found.record;
     if (ownerPid === process.pid) return heldHere.get(this.leaseFile(gpu)) !== token;
-    return !processRunning(ownerPid);
+    if (found.record.ownerStart === undefined) return !processRunning(ownerPid); // a lease of an older version
+    return !isSameProcess({ pid: ownerPid, start: found.record.ownerStart, boot: found.record.boot ?? null });
   }
 
   private async reap(gpu: string, found: FoundLease): Promise<'removed' | 'killed'> {
@@ -249,9 +263,16 @@ export class GpuLeases {
     const pid = found.record?.pid;
     let outcome: 'removed' | 'killed' = 'removed';
     if (typeof pid === 'number' && pid > 0 && groupRunning(pid)) {
-      this.log(`GPU ${gpu}: killing process group ${pid} left running by ${found.record?.owner} (stale lease ${file})`);
-      await killGroup(pid, this.killGraceMs);
-      outcome = 'killed';
+      const record = found.record as LeaseRecord;
+      const leader =
+        record.pidStart === undefined ? undefined : { pid, start: record.pidStart, boot: record.boot ?? null };
+      if (leader !== undefined && !groupStartedBy(leader)) {
+        this.log(`GPU ${gpu}: pid ${pid} of stale lease ${file} now belongs to an unrelated process; left alone`);
+      } else {
+        this.log(`GPU ${gpu}: killing process group ${pid} left running by ${record.owner} (stale lease ${file})`);
+        // killGroup checks the identity again before every signal, in case the group ends meanwhile.
+        if (await killGroup(pid, this.killGraceMs, leader)) outcome = 'killed';
+      }
     }
     removeIfSame(file, found.ino);
     return outcome;

@@ -7,6 +7,7 @@
  * code, so "gone" here means "no member that is not a zombie", read from /proc on Linux.
  */
 import * as fs from 'node:fs';
+import { type ProcessIdentity, bootId, processIdentity } from './process-identity';
 
 function signalQuietly(target: number, signal: NodeJS.Signals | 0): boolean {
   try {
@@ -18,6 +19,40 @@ function signalQuietly(target: number, signal: NodeJS.Signals | 0): boolean {
     if (code === 'EPERM') return true;
     throw error;
   }
+}
+
+/** A signal the kernel refused (EPERM): the group belongs to another user, and looping would not change that. */
+export class KillNotPermittedError extends Error {
+  constructor(readonly pgid: number) {
+    super(
+      `not permitted to signal process group ${pgid} (EPERM: it runs as another user); ` +
+        `stop it as its owner or as root (kill -TERM -- -${pgid})`,
+    );
+    this.name = 'KillNotPermittedError';
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return;
+    if (code === 'EPERM') throw new KillNotPermittedError(pgid);
+    throw error;
+  }
+}
+
+/**
+ * True while process group `leader.pid` is still the group that `leader` started. A live leader must be
+ * the recorded process (same start time and boot): a reused pid is someone else's. A dead leader's
+ * surviving members are still its group, because the kernel never hands out a pid that is some live
+ * group's id, so no newcomer can have taken that group id meanwhile; after a reboot nothing of it lives.
+ */
+export function groupStartedBy(leader: ProcessIdentity): boolean {
+  const now = processIdentity(leader.pid);
+  if (now !== undefined) return now.start === leader.start && now.boot === leader.boot;
+  return leader.boot === bootId();
 }
 
 /** Process state letter from /proc (R, S, D, Z, ...), or undefined when the pid does not exist or on other systems. */
@@ -65,15 +100,21 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * SIGTERM the group, SIGKILL it after `graceMs`, and resolve once no member runs, so that whoever
- * uses the GPU next never meets a survivor.
+ * uses the GPU next never meets a survivor. Given the `leader` identity recorded at start, a group that
+ * is not that leader's is left alone (resolves false). A refused signal throws `KillNotPermittedError`.
  */
-export async function killGroup(pgid: number, graceMs = 10_000): Promise<void> {
-  if (!groupRunning(pgid)) return;
-  signalQuietly(-pgid, 'SIGTERM');
+export async function killGroup(pgid: number, graceMs = 10_000, leader?: ProcessIdentity): Promise<boolean> {
+  // Checked before every signal: nothing is sent to a group whose leader is not the one recorded.
+  const ours = () => leader === undefined || groupStartedBy(leader);
+  if (!groupRunning(pgid)) return true;
+  if (!ours()) return false;
+  signalGroup(pgid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (groupRunning(pgid) && Date.now() < deadline) await sleep(50);
   while (groupRunning(pgid)) {
-    signalQuietly(-pgid, 'SIGKILL');
+    if (!ours()) return false;
+    signalGroup(pgid, 'SIGKILL');
     await sleep(50);
   }
+  return true;
 }

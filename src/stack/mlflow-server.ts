@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { repoRoot } from '../env';
 import { portFree } from './free-port';
 import { groupAlive, livePid, startDetached, stopGroup, stopPidFile } from './process-group';
+import { processIdentity } from '../gpu/process-identity';
 import { httpOk, waitUntil } from './wait';
 
 /** Where and how to run the embedded MLflow server. */
@@ -131,6 +132,8 @@ function handle(
   started: boolean,
   version: string,
 ): MlflowServerHandle {
+  // Who the server is now: a stop much later must not hit a process that reused its pid.
+  const leader = processIdentity(pid);
   return {
     url: options.url,
     port: options.port,
@@ -138,7 +141,7 @@ function handle(
     started,
     version,
     async stop() {
-      await stopGroup(pid, options.stopGraceMs);
+      await stopGroup(pid, options.stopGraceMs, leader);
       // Another start may have replaced the pid file meanwhile; only remove our own.
       if (livePid(options.pidFile) === undefined) fs.rmSync(options.pidFile, { force: true });
     },

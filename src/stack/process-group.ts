@@ -8,6 +8,13 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupRunning, killGroup, processRunning } from '../gpu/process-groups';
+import {
+  type ProcessIdentity,
+  isSameProcess,
+  parseIdentity,
+  processIdentity,
+  processStartedAtMs,
+} from '../gpu/process-identity';
 
 /** What is needed to start a detached, logged, pid-filed process. */
 export interface DetachedProcessOptions {
@@ -24,17 +31,35 @@ export interface DetachedProcessOptions {
 /** True while a process with this pid runs (a zombie does not count). */
 export const isAlive = processRunning;
 
-/** The pid recorded in a pid file if that process still lives, else undefined (stale files are removed). */
-export function livePid(pidFile: string): number | undefined {
-  let pid: number;
+/**
+ * The process a pid file names, if that very process still lives (same pid, start time and boot);
+ * else undefined, and the stale file is removed. A pid file of an older version holds a bare pid: it
+ * is trusted only if that process started before the file was written (a later one reused the pid).
+ */
+export function liveProcess(pidFile: string): ProcessIdentity | undefined {
+  let text: string;
+  let writtenMs: number;
   try {
-    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    text = fs.readFileSync(pidFile, 'utf8').trim();
+    writtenMs = fs.statSync(pidFile).mtimeMs;
   } catch {
     return undefined;
   }
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return pid;
+  const recorded = parseIdentity(text);
+  if (recorded !== undefined && isAlive(recorded.pid) && isSameProcess(recorded)) return recorded;
+  const bare = /^\d+$/.test(text) ? Number(text) : undefined;
+  if (recorded === undefined && bare !== undefined && bare > 0 && isAlive(bare)) {
+    const startedMs = processStartedAtMs(bare);
+    // 2 s of slack: the file is written just after the spawn, and btime is rounded to the second.
+    if (startedMs === undefined || startedMs <= writtenMs + 2000) return processIdentity(bare);
+  }
   fs.rmSync(pidFile, { force: true });
   return undefined;
+}
+
+/** The pid of {@link liveProcess}. */
+export function livePid(pidFile: string): number | undefined {
+  return liveProcess(pidFile)?.pid;
 }
 
 /** Start a process in a new process group that outlives its parent; returns its pid. */
@@ -51,7 +76,9 @@ export function startDetached(options: DetachedProcessOptions): number {
   fs.closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${options.command}`);
   child.unref();
-  fs.writeFileSync(options.pidFile, `${child.pid}\n`);
+  // pid + start time + boot id: a later reader can tell this process from one that reuses its pid.
+  const identity = processIdentity(child.pid) ?? { pid: child.pid, start: null, boot: null };
+  fs.writeFileSync(options.pidFile, `${JSON.stringify(identity)}\n`);
   return child.pid;
 }
 
@@ -66,8 +93,8 @@ export const stopGroup = killGroup;
 
 /** Stop the process of a pid file (if it lives) and remove the file. Returns true if one was stopped. */
 export async function stopPidFile(pidFile: string, graceMs?: number): Promise<boolean> {
-  const pid = livePid(pidFile);
-  if (pid !== undefined) await stopGroup(pid, graceMs);
+  const recorded = liveProcess(pidFile);
+  const stopped = recorded !== undefined && (await stopGroup(recorded.pid, graceMs, recorded));
   fs.rmSync(pidFile, { force: true });
-  return pid !== undefined;
+  return stopped;
 }
