@@ -267,3 +267,63 @@ test('workers reach Temporal and MLflow through the services the file defines, a
     t.is(service.image, cpu.image, `${name} runs the worker image`);
   }
 });
+
+/**
+ * The file as Compose sees it with nothing set in the environment: `${VAR:-default}` gives the default,
+ * `${VAR:?message}` is required (left as a marker), `${VAR}` is empty.
+ */
+function interpolateUnset(text: string): string {
+  return text.replace(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*)|(:?\?)([^}]*))?\}/g, (_m, name: string, _d, fallback?: string, req?: string) =>
+    req ? `<required ${name}>` : (fallback ?? ''),
+  );
+}
+
+/** Published ports whose host address is not 127.0.0.1 when no variable is set. */
+function openPorts(text: string): string[] {
+  const doc = parse(interpolateUnset(text)) as { services: Record<string, { ports?: (string | { host_ip?: string; published?: unknown })[] }> };
+  const problems: string[] = [];
+  for (const [name, service] of Object.entries(doc.services)) {
+    for (const port of service.ports ?? []) {
+      const host = typeof port === 'string' ? (port.split(':').length === 3 ? port.split(':')[0] : '') : (port.host_ip ?? '');
+      if (host !== '127.0.0.1') problems.push(`${name}: port ${JSON.stringify(port)} is published on ${host || 'every interface'}`);
+    }
+  }
+  return problems;
+}
+
+/** Secrets with a default value (anyone who reads the file knows them) instead of a required variable. */
+function defaultSecrets(text: string): string[] {
+  const problems: string[] = [];
+  for (const match of text.matchAll(/^\s*([A-Z_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN)[A-Z_]*):\s*(.+)$/gm)) {
+    const [, key, value] = match as unknown as [string, string, string];
+    if (!/^\$\{[A-Z_]+:\?[^}]+\}$/.test(value.trim())) problems.push(`${key}: ${value.trim()} is not a required variable`);
+  }
+  for (const match of text.matchAll(/:\/\/[^:/\s]+:([^@\s]+)@/g)) {
+    if (!/^\$\{[A-Z_]+:\?[^}]+\}$/.test(match[1]!)) problems.push(`a URI carries the password ${match[1]}`);
+  }
+  return problems;
+}
+
+test('closed by default: every port on 127.0.0.1 unless CSR_PUBLISH_ADDRESS says otherwise', (t) => {
+  t.deepEqual(openPorts(composeText), []);
+  t.true(shellVariables().has('CSR_PUBLISH_ADDRESS'));
+  const open = openPorts(composeText.replace("'${CSR_PUBLISH_ADDRESS:-127.0.0.1}:${CSR_MLFLOW_PORT:-5000}:5000'", "'${CSR_MLFLOW_PORT:-5000}:5000'"));
+  t.deepEqual(open, ['mlflow: port "5000:5000" is published on every interface']);
+});
+
+test('no default password: every secret is a required variable, and MLflow asks for basic auth', (t) => {
+  t.deepEqual(defaultSecrets(composeText), []);
+  t.true(composeText.includes('${TEMPORAL_DB_PASSWORD:?'));
+  t.deepEqual(defaultSecrets(composeText.replace(/\$\{MLFLOW_DB_PASSWORD:\?[^}]+\}/g, '${MLFLOW_DB_PASSWORD:-mlflow}')), [
+    'POSTGRES_PASSWORD: ${MLFLOW_DB_PASSWORD:-mlflow} is not a required variable',
+    'a URI carries the password ${MLFLOW_DB_PASSWORD:-mlflow}',
+  ]);
+  const doc = parse(composeText);
+  const mlflow = doc.services.mlflow!;
+  t.deepEqual(mlflow.command?.slice(0, 4), ['mlflow', 'server', '--app-name', 'basic-auth']);
+  t.regex(mlflow.environment?.MLFLOW_AUTH_ADMIN_PASSWORD ?? '', /^\$\{MLFLOW_TRACKING_PASSWORD:\?/);
+  for (const [name, service] of workers(doc)) {
+    t.regex(service.environment?.MLFLOW_TRACKING_PASSWORD ?? '', /^\$\{MLFLOW_TRACKING_PASSWORD:\?/, `${name} logs in to MLflow`);
+  }
+  t.true(fs.readFileSync(path.join(root, '.gitignore'), 'utf8').split('\n').includes('.env'), '.env (the passwords) stays out of git');
+});
