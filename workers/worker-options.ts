@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import { type CsrEnv, csrEnv, repoRoot } from '../src/env';
+import { temporalConnectionOptions } from '../src/client/temporal-auth';
 
 /** A kind of worker: `cpu` runs workflows and light activities, `gpu` one worker per GPU, `host` multi-GPU steps. */
 export type WorkerKind = 'cpu' | 'gpu' | 'host';
@@ -33,7 +34,7 @@ export interface StartWorkersOptions {
   connection?: NativeConnection;
   /**
    * How workers connect when `connection` is absent or already serves their queue.
-   * @default { address: env.temporalAddress }
+   * @default { address: env.temporalAddress } with TLS / API key from TEMPORAL_TLS_* and TEMPORAL_API_KEY
    */
   connectionOptions?: NativeConnectionOptions;
   /** @default env.namespace */
@@ -141,7 +142,8 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
     hostId,
     env,
     connection: options.connection,
-    connectionOptions: options.connectionOptions ?? { address: env.temporalAddress },
+    // TLS, mTLS and API key from the Temporal CLI's variables, as the CLI client uses them.
+    connectionOptions: options.connectionOptions ?? temporalConnectionOptions(env.temporalAddress),
     namespace: options.namespace ?? env.namespace,
     workflowsPath,
     lightActivities: options.lightActivities ?? {},
