@@ -76,7 +76,7 @@ export class Transport {
     const endpoint = `${spec.method} ${spec.path}`;
     return withRetry(async () => {
       const response = await this.send(spec);
-      const text = await response.text();
+      const text = await readBody(endpoint, this.options.trackingUri, () => response.text());
       let body: unknown;
       try {
         body = text === '' ? {} : JSON.parse(text);
@@ -93,7 +93,11 @@ export class Transport {
 
   /** Send a request and return the raw body of a 2xx answer. */
   async bytes(spec: RequestSpec): Promise<Buffer> {
-    return withRetry(async () => Buffer.from(await (await this.send(spec)).arrayBuffer()), this.options.retry);
+    const endpoint = `${spec.method} ${spec.path}`;
+    return withRetry(async () => {
+      const response = await this.send(spec);
+      return Buffer.from(await readBody(endpoint, this.options.trackingUri, () => response.arrayBuffer()));
+    }, this.options.retry);
   }
 
   /** One attempt: a network failure or a non-2xx status becomes an MlflowError. */
@@ -125,6 +129,18 @@ export class Transport {
     }
     if (response.ok) return response;
     throw await errorFromResponse(endpoint, response);
+  }
+}
+
+/**
+ * Read a body whose headers arrived: a connection that hangs or drops mid-body (the request's timeout
+ * fires while reading) is an outage like a refused connection, not a bug to give up on.
+ */
+async function readBody<T>(endpoint: string, baseUrl: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    throw new MlflowUnreachableError(endpoint, baseUrl, error);
   }
 }
 

@@ -1,15 +1,19 @@
 /**
  * MLflow writes that never fail a pipeline step. Each write is tried at once; if MLflow is
- * unreachable (or answers 5xx/429) it is kept in memory and in the spool folder, a warning says
- * what was buffered and why, and it is delivered later, in the background and on {@link
- * ResilientTracker.flush}. A write MLflow refuses for good (4xx) is warned about and kept under
- * `rejected/`, never retried.
+ * unreachable, answers 5xx/429 or hangs past the timeout (all three are an outage), it is kept in
+ * memory and in the spool folder, a warning says what was buffered and why, and it is delivered
+ * later, in the background and on {@link ResilientTracker.flush}: in the order it was made, one
+ * process at a time per spool folder, retried for as long as the outage lasts and given up only when
+ * older than `maxAgeMs` (7 days by default). A write MLflow refuses for good (4xx) is warned about
+ * and kept under `rejected/`, never retried. A write is removed from the spool right after MLflow
+ * accepted it; if the process dies in between, the next delivery repeats it with the same content
+ * (timestamps fixed at first try), which MLflow's log-batch stores once (identical points are one row).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toWireBatch, type LogBatchInput } from './batch';
 import { MlflowClient } from './client';
-import { MlflowUnreachableError, isRetryable } from './errors';
+import { isRetryable } from './errors';
 import type { RetryOptions } from './retry';
 import type { RunStatus } from './schemas';
 import { Spool, type RunSpec, type RunTarget, type SpooledWrite } from './spool';
@@ -24,8 +28,8 @@ export interface ResilientTrackerOptions {
   retryIntervalMs?: number;
   /** Retries of one delivery attempt, kept short so a pipeline step never waits long on MLflow. @default 2 attempts, 200 ms apart */
   deliveryRetry?: RetryOptions;
-  /** Give up on a write that keeps failing with 5xx/429 (but with the server reachable) after this many flushes. @default 50 */
-  maxDeliveryAttempts?: number;
+  /** Give up on a buffered write only once it is this old (a warning names it; it is kept under `rejected/`). @default 7 days */
+  maxAgeMs?: number;
   /** Where warnings go. @default console.warn */
   warn?: (message: string) => void;
 }
@@ -44,6 +48,8 @@ interface Queued {
   id: string;
   write: SpooledWrite;
   attempts: number;
+  /** False when the spool folder could not take it: then only this process knows it. */
+  spooled: boolean;
 }
 
 /** Buffers MLflow writes through outages; no method rejects because of MLflow. */
@@ -52,7 +58,7 @@ export class ResilientTracker {
   private readonly spool: Spool;
   private readonly warn: (message: string) => void;
   private readonly retryIntervalMs: number;
-  private readonly maxDeliveryAttempts: number;
+  private readonly maxAgeMs: number;
   /** Writes not yet delivered, by spool id; the spool folder holds the same, plus any other process's. */
   private readonly queue = new Map<string, Queued>();
   private readonly runIds = new Map<string, string>();
@@ -69,7 +75,8 @@ export class ResilientTracker {
     this.spool = new Spool(options.spoolDir);
     this.warn = options.warn ?? ((message) => console.warn(message));
     this.retryIntervalMs = options.retryIntervalMs ?? 15_000;
-    this.maxDeliveryAttempts = options.maxDeliveryAttempts ?? 50;
+    this.maxAgeMs = options.maxAgeMs ?? 7 * 24 * 3600 * 1000;
+    if (!(this.maxAgeMs > 0)) throw new TypeError(`maxAgeMs: expected a number > 0, got ${this.maxAgeMs}`);
     const loaded = this.loadSpool();
     if (loaded > 0) {
       this.warn(`[mlflow] ${loaded} MLflow write(s) left in ${this.spool.dir} by an earlier process; delivering them`);
@@ -161,8 +168,8 @@ export class ResilientTracker {
       this.warn(`[mlflow] MLflow write dropped: ${(error as Error).message}`);
       return;
     }
-    if (this.queue.size > 0) {
-      // Keep the order of writes while older ones wait: queue behind them and let a flush deliver.
+    if (this.queue.size > 0 || this.spool.hasPending()) {
+      // Keep the order of writes while older ones (this process's or another's) wait: queue behind them.
       this.buffer(write, 'earlier writes are still waiting for MLflow');
       this.schedule(0);
       return;
@@ -199,6 +206,7 @@ export class ResilientTracker {
   private buffer(write: SpooledWrite, reason: string, materialize: (id: string) => SpooledWrite = () => write): void {
     const id = this.spool.newId();
     let where: string;
+    let spooled = true;
     try {
       write = materialize(id);
       where = `spooled to ${this.spool.add(id, write)}`;
@@ -210,8 +218,9 @@ export class ResilientTracker {
         return;
       }
       where = `kept in memory only (spool folder unwritable: ${(error as Error).message}), lost if this process exits`;
+      spooled = false;
     }
-    this.queue.set(id, { id, write, attempts: 0 });
+    this.queue.set(id, { id, write, attempts: 0, spooled });
     this.warn(
       `[mlflow] MLflow write buffered: ${describe(write)}, because ${reason}. ` +
         `It is ${where}; ${this.queue.size} write(s) pending, retried every ${this.retryIntervalMs / 1000}s ` +
@@ -230,32 +239,55 @@ export class ResilientTracker {
     this.timer.unref();
   }
 
-  /** Queue the spool folder's writes not queued yet (an earlier or another process's); returns how many. */
+  /**
+   * Make the queue what the spool folder holds: queue the writes not queued yet (an earlier or another
+   * process's), and forget spooled ones whose file is gone (another process delivered them; sending
+   * them again would deliver them twice). Returns how many were added.
+   */
   private loadSpool(): number {
     let added = 0;
     const onBadFile = (file: string, problem: string) =>
       this.warn(`[mlflow] unreadable spool file moved to ${file}: ${problem}`);
+    const onDisk = new Set<string>();
     for (const entry of this.spool.list(onBadFile)) {
+      onDisk.add(entry.id);
       if (this.queue.has(entry.id)) continue;
-      this.queue.set(entry.id, { ...entry, attempts: 0 });
+      this.queue.set(entry.id, { ...entry, attempts: 0, spooled: true });
       added += 1;
     }
+    for (const [id, entry] of this.queue) if (entry.spooled && !onDisk.has(id)) this.queue.delete(id);
     return added;
   }
 
   private async flushOnce(): Promise<FlushResult> {
     const result: FlushResult = { delivered: 0, pending: 0, rejected: 0 };
+    let unlock: (() => void) | undefined;
     try {
+      // One deliverer per spool folder: two processes sending the same file would deliver it twice.
+      unlock = this.spool.lockForDelivery();
+      if (unlock === undefined) {
+        result.pending = this.queue.size;
+        return result;
+      }
       this.loadSpool();
       const entries = [...this.queue.values()].sort((a, b) => a.id.localeCompare(b.id));
       for (const entry of entries) {
+        const ageMs = Date.now() - this.spool.createdAt(entry.id);
+        if (ageMs > this.maxAgeMs) {
+          this.queue.delete(entry.id);
+          const reason = `undelivered for ${(ageMs / 3_600_000).toFixed(1)} h, more than maxAgeMs (${this.maxAgeMs} ms)`;
+          const file = this.spool.reject(entry.id, reason, entry.write);
+          result.rejected += 1;
+          this.warn(`[mlflow] gave up on buffered ${describe(entry.write)}: ${reason}. Kept in ${file}`);
+          continue;
+        }
         try {
           await this.deliver(entry.write);
         } catch (error) {
           entry.attempts += 1;
-          // Server down: the rest would fail the same way; keep them for the next flush.
-          if (error instanceof MlflowUnreachableError) break;
-          if (isRetryable(error) && entry.attempts < this.maxDeliveryAttempts) continue;
+          // An outage (refused, 5xx/429, timeout): later writes would fail the same way, and sending
+          // them past this one would break the order; keep all of them for the next flush.
+          if (isRetryable(error)) break;
           this.queue.delete(entry.id);
           const file = this.spool.reject(entry.id, (error as Error).message, entry.write);
           result.rejected += 1;
@@ -272,6 +304,8 @@ export class ResilientTracker {
     } catch (error) {
       // The spool folder itself failed (deleted, permissions); the writes stay queued in memory.
       this.warn(`[mlflow] flushing ${this.spool.dir} failed: ${(error as Error).message}`);
+    } finally {
+      unlock?.();
     }
     result.pending = this.queue.size;
     if (result.delivered > 0) {

@@ -8,6 +8,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { runStatus } from './schemas';
+import { bootId, isSameProcess, parseIdentity, processIdentity } from '../gpu/process-identity';
+
+function syncFolder(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function deliveryLockIsStale(file: string): boolean {
+  let text: string;
+  let ageMs: number;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+    ageMs = Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return true; // released meanwhile
+  }
+  const holder = parseIdentity(text);
+  if (holder !== undefined && holder.boot !== null && holder.boot === bootId()) return !isSameProcess(holder);
+  return ageMs > 10 * 60_000;
+}
 
 const tags = z.record(z.string(), z.string());
 
@@ -88,12 +112,60 @@ export class Spool {
     return path.join(this.pendingDir, `${id}.blob`);
   }
 
-  /** Write a spool file; written to a temp name and renamed, so a crash never leaves half a file. */
+  /**
+   * Write a spool file: to a temp name, fsynced, renamed, and the folder fsynced, so neither a crash nor
+   * a power cut leaves half a file or loses one the caller was told is safe.
+   */
   add(id: string, write: SpooledWrite): string {
     const file = path.join(this.pendingDir, `${id}.json`);
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify(write));
+    const fd = fs.openSync(`${file}.tmp`, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify(write));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(`${file}.tmp`, file);
+    syncFolder(this.pendingDir);
     return file;
+  }
+
+  /** True when any write waits in the folder (this process's or another's). */
+  hasPending(): boolean {
+    try {
+      return fs.readdirSync(this.pendingDir).some((name) => name.endsWith('.json'));
+    } catch {
+      return false;
+    }
+  }
+
+  /** When (epoch ms) the write with this id was first made: ids start with that time. */
+  createdAt(id: string): number {
+    const ms = Number(id.split('-')[0]);
+    return Number.isFinite(ms) ? ms : Date.now();
+  }
+
+  /**
+   * Take the folder's delivery lock, or undefined while another live process holds it. The lock file
+   * records its holder's identity (pid + start time + boot id), so one left by a dead process is taken
+   * over; a holder on another host (shared storage) is trusted until the file is 10 minutes old.
+   */
+  lockForDelivery(): (() => void) | undefined {
+    const file = path.join(this.dir, 'deliver.lock');
+    const me = processIdentity(process.pid) ?? { pid: process.pid, start: null, boot: null };
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx' });
+        return () => {
+          if (fs.readFileSync(file, 'utf8') === JSON.stringify(me)) fs.rmSync(file, { force: true });
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      if (!deliveryLockIsStale(file)) return undefined;
+      fs.rmSync(file, { force: true });
+    }
+    return undefined;
   }
 
   /** Every pending write in id order; unreadable files are moved to `rejected/` and reported. */
