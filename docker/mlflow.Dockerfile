@@ -6,7 +6,8 @@
 FROM python:3.11-slim
 
 ARG MLFLOW_VERSION=3.17.2
-RUN pip install --no-cache-dir --disable-pip-version-check "mlflow==${MLFLOW_VERSION}" "psycopg2-binary==2.9.13"
+# mlflow[auth] brings Flask-WTF, which the basic-auth app of the compose stack needs.
+RUN pip install --no-cache-dir --disable-pip-version-check "mlflow[auth]==${MLFLOW_VERSION}" "psycopg2-binary==2.9.13"
 
 EXPOSE 5000
 CMD ["mlflow", "server", "--serve-artifacts", "--host", "0.0.0.0", "--port", "5000"]

@@ -6,6 +6,7 @@
  * or `MLFLOW_TRACKING_URI` set, the project talks to those servers and starts none of its own.
  */
 import * as path from 'node:path';
+import { splitCredentials } from './mlflow/auth';
 
 /** The repository root (this file lives in `<root>/src`). */
 export const repoRoot = path.resolve(__dirname, '..');
@@ -81,7 +82,8 @@ export function csrEnv(env: NodeJS.ProcessEnv = process.env): CsrEnv {
     mlflowPort,
     temporalAddress: env.TEMPORAL_ADDRESS || `127.0.0.1:${temporalPort}`,
     externalTemporal,
-    mlflowUri: env.MLFLOW_TRACKING_URI || `http://127.0.0.1:${mlflowPort}`,
+    // Without `user:pass@`: this URI is printed and stored in workflow history; MlflowClient reads the credentials.
+    mlflowUri: splitCredentials(env.MLFLOW_TRACKING_URI || `http://127.0.0.1:${mlflowPort}`).uri,
     externalMlflow,
     namespace: env.TEMPORAL_NAMESPACE || 'default',
     temporalUiUrl: env.CSR_TEMPORAL_UI_URL || `http://127.0.0.1:${temporalUiPort}`,

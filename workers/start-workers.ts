@@ -12,6 +12,7 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { GpuLeases } from '../src/gpu/leases';
+import { credentialVariables } from '../src/mlflow/auth';
 import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
 import { CPU_QUEUE, GPU_QUEUE, hostQueue } from './task-queues';
 import {
@@ -66,6 +67,9 @@ const identityOf = (options: CompiledWorkersOptions, name: string) => `${name}@$
 export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWorkers> {
   const options = compileWorkersOptions(raw);
   const { env, log } = options;
+  // Compute steps get the credential-free tracking URI from the workflow; `user:pass@` of this worker's
+  // MLFLOW_TRACKING_URI reaches their MLflow client as the official variables instead.
+  Object.assign(process.env, credentialVariables(process.env));
   const plans = planComputeWorkers(options);
   const leaseTables: GpuLeases[] = [];
   const newLeases = (owner: string) => {

@@ -9,6 +9,7 @@ import { splitBatch, toWireBatch, type LogBatchInput, type WireBatch } from './b
 import { MlflowError } from './errors';
 import { tagEquals, tagsFilter } from './filter';
 import { resolveTransportOptions, Transport, type TransportOptions } from './http';
+import { mlflowAuthHeaders, splitCredentials } from './auth';
 import {
   responses,
   type ArtifactFile,
@@ -68,9 +69,18 @@ export class MlflowClient {
   /** A run's artifact location never changes, so one lookup per run is enough. */
   private readonly artifactRoots = new Map<string, string>();
 
-  constructor(readonly options: MlflowClientOptions) {
-    this.transport = new Transport(resolveTransportOptions(options));
+  constructor(
+    readonly options: MlflowClientOptions,
+    /** Where MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD are read. @default process.env */
+    auth: NodeJS.ProcessEnv = process.env,
+  ) {
+    // Credentials go in a header (fetch refuses `user:pass@` URLs), never in the URI anyone sees.
+    const headers = { ...mlflowAuthHeaders(options.trackingUri, auth), ...options.headers };
+    this.transport = new Transport(resolveTransportOptions({ ...options, trackingUri: splitCredentials(options.trackingUri).uri, headers }));
+    this.auth = auth;
   }
+
+  private readonly auth: NodeJS.ProcessEnv;
 
   /** Tracking server URL without a trailing slash. */
   get trackingUri(): string {
@@ -79,7 +89,7 @@ export class MlflowClient {
 
   /** The same server with other options, e.g. fewer retries for a caller that buffers failures itself. */
   withOptions(overrides: Partial<MlflowClientOptions>): MlflowClient {
-    return new MlflowClient({ ...this.options, ...overrides });
+    return new MlflowClient({ ...this.options, ...overrides }, this.auth);
   }
 
   /** The experiment of that name, or undefined if there is none. */

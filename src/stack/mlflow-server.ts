@@ -29,10 +29,23 @@ export interface MlflowServerOptions {
   startTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping. @default 10000 */
   stopGraceMs?: number;
+  /** Run MLflow's basic-auth app (its user store in the state folder); unset = no authentication. */
+  basicAuth?: MlflowBasicAuth;
+}
+
+/** The admin that MLflow's basic-auth app creates on first start, and the key that signs its cookies. */
+export interface MlflowBasicAuth {
+  username: string;
+  password: string;
+  secretKey: string;
 }
 
 /** {@link MlflowServerOptions} with every default filled in. */
-export type ResolvedMlflowServerOptions = Required<MlflowServerOptions> & { executable: string; url: string };
+export type ResolvedMlflowServerOptions = Required<Omit<MlflowServerOptions, 'basicAuth'>> & {
+  basicAuth?: MlflowBasicAuth;
+  executable: string;
+  url: string;
+};
 
 /** A running MLflow server, started by this call or adopted from its pid file. */
 export interface MlflowServerHandle {
@@ -69,6 +82,7 @@ export function resolveMlflowServerOptions(options: MlflowServerOptions): Resolv
     venv,
     startTimeoutMs: options.startTimeoutMs ?? 120_000,
     stopGraceMs: options.stopGraceMs ?? 10_000,
+    ...(options.basicAuth ? { basicAuth: options.basicAuth } : {}),
     executable: path.join(venv, 'bin', 'mlflow'),
     // 0.0.0.0 binds every interface; clients on this host still reach it through loopback.
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${options.port}`,
@@ -79,6 +93,7 @@ export function resolveMlflowServerOptions(options: MlflowServerOptions): Resolv
 export function mlflowServerArgs(options: ResolvedMlflowServerOptions): string[] {
   return [
     'server',
+    ...(options.basicAuth ? ['--app-name', 'basic-auth'] : []),
     '--backend-store-uri',
     `sqlite:///${path.join(options.stateDir, 'mlflow.db')}`,
     '--artifacts-destination',
@@ -94,9 +109,17 @@ export function mlflowServerArgs(options: ResolvedMlflowServerOptions): string[]
 }
 
 /** Environment of the server: no telemetry (no internet here), no background job runner (extra processes we never use). */
-function serverEnv(): NodeJS.ProcessEnv {
+function serverEnv(basicAuth?: MlflowBasicAuth): NodeJS.ProcessEnv {
   return {
     ...process.env,
+    // The basic-auth app's default user store is basic_auth.db in the working directory: the state folder.
+    ...(basicAuth
+      ? {
+          MLFLOW_AUTH_ADMIN_USERNAME: basicAuth.username,
+          MLFLOW_AUTH_ADMIN_PASSWORD: basicAuth.password,
+          MLFLOW_FLASK_SERVER_SECRET_KEY: basicAuth.secretKey,
+        }
+      : {}),
     MLFLOW_DISABLE_TELEMETRY: 'true',
     DO_NOT_TRACK: 'true',
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
@@ -121,8 +144,11 @@ function logTail(logFile: string, maxBytes = 4000): string {
   }
 }
 
-async function serverVersion(url: string): Promise<string> {
-  const response = await fetch(`${url}/version`, { signal: AbortSignal.timeout(5000) });
+async function serverVersion(url: string, basicAuth?: MlflowBasicAuth): Promise<string> {
+  const headers: Record<string, string> = basicAuth
+    ? { authorization: `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}` }
+    : {};
+  const response = await fetch(`${url}/version`, { headers, signal: AbortSignal.timeout(5000) });
   return (await response.text()).trim();
 }
 
@@ -166,7 +192,7 @@ export async function startMlflowServer(options: MlflowServerOptions): Promise<M
       stillStarting: () => groupAlive(running),
       logFile,
     });
-    return handle(resolved, running, false, await serverVersion(url));
+    return handle(resolved, running, false, await serverVersion(url, resolved.basicAuth));
   }
 
   if (!fs.existsSync(resolved.executable)) {
@@ -187,7 +213,7 @@ export async function startMlflowServer(options: MlflowServerOptions): Promise<M
     args: mlflowServerArgs(resolved),
     pidFile,
     logFile,
-    env: serverEnv(),
+    env: serverEnv(resolved.basicAuth),
     // Anything MLflow writes relative to its working directory stays in the state folder.
     cwd: resolved.stateDir,
   });
@@ -197,7 +223,7 @@ export async function startMlflowServer(options: MlflowServerOptions): Promise<M
       stillStarting: () => groupAlive(pid),
       logFile,
     });
-    return handle(resolved, pid, true, await serverVersion(url));
+    return handle(resolved, pid, true, await serverVersion(url, resolved.basicAuth));
   } catch (error) {
     await stopGroup(pid, resolved.stopGraceMs);
     fs.rmSync(pidFile, { force: true });
