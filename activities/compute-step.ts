@@ -12,6 +12,7 @@ import { specHash } from './canonical-json';
 import { type ComputeEvent, runComputeProcess } from './compute-process';
 import { ComputeFailureType, failureForExit } from './exit-codes';
 import { diskErrorCode, noSpaceFailure } from './disk-errors';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog';
 import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
 import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
 
@@ -43,6 +44,7 @@ interface CheckedInput {
   label: string;
   gpus: string[];
   heartbeatEveryMs: number;
+  stallTimeoutMs: number;
 }
 
 function checkInput(input: ComputeStepInput, deps: ComputeStepDeps): CheckedInput {
@@ -86,7 +88,11 @@ function checkInput(input: ComputeStepInput, deps: ComputeStepDeps): CheckedInpu
     }
     gpus = deps.gpus.slice(0, count);
   }
-  return { outDir, label: input.label ?? input.step, gpus, heartbeatEveryMs: every };
+  const stall = input.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  if (!Number.isFinite(stall) || stall < 100) {
+    throw badSpec(`${input.step}: stallTimeoutMs: expected a number >= 100, got ${JSON.stringify(stall)}`);
+  }
+  return { outDir, label: input.label ?? input.step, gpus, heartbeatEveryMs: every, stallTimeoutMs: stall };
 }
 
 function writeSpecFile(outDir: string, spec: Record<string, unknown>): string {
@@ -156,6 +162,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
     // checkpoint prints nothing for minutes and must not look like a dead worker.
     send();
     const timer = setInterval(send, checked.heartbeatEveryMs);
+    let watchdog: StallWatchdog | undefined;
     try {
       const earlier = readManifest(outDir);
       if (earlier !== undefined) {
@@ -183,6 +190,8 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
             `(CUDA_VISIBLE_DEVICES=${JSON.stringify(cuda)}) ===\n`,
         );
         beat.phase = 'running';
+        watchdog = new StallWatchdog(checked.stallTimeoutMs, label);
+        const dog = watchdog;
         const run = await runComputeProcess({
           python: deps.env.python,
           step: input.step,
@@ -195,14 +204,17 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
             CUDA_VISIBLE_DEVICES: cuda,
             PYTHONUNBUFFERED: '1',
           },
-          signal,
+          // Cancellation by Temporal or a stall: either kills the whole group.
+          signal: AbortSignal.any([signal, dog.signal]),
           killGraceMs: deps.killGraceMs,
           onSpawn: (pid) => {
+            dog.start();
             beat.pid = pid;
             if (gpus.length > 0) deps.leases?.setPid(gpus, pid);
             send();
           },
           onEvent: (event) => {
+            dog.touch(); // any event line: the step is alive
             if (event.event !== 'progress') return;
             updateProgress(beat, event);
             send();
@@ -228,11 +240,13 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
       }
       return resultOf(input, outDir, loaded, false, attempt, started);
     } catch (error) {
+      if (watchdog?.fired) throw watchdog.signal.reason;
       const code = diskErrorCode(error);
       if (code !== undefined) throw noSpaceFailure(label, error as NodeJS.ErrnoException, outDir);
       throw error;
     } finally {
       clearInterval(timer);
+      watchdog?.stop();
     }
   };
 }

@@ -16,6 +16,11 @@ export interface ComputeStepInput {
   /** Interval of the heartbeat timer. @default the worker's, 10000 ms */
   heartbeatEveryMs?: number;
   /**
+   * A step that prints no event line for this long is killed and the attempt fails retryably
+   * (config `activities.stall_timeout`). @default 1800000 (30 minutes)
+   */
+  stallTimeoutMs?: number;
+  /**
    * GPUs the step needs, all on one host. Only a host worker (`hostQueue(host)`) serves more than one;
    * it takes the first `gpuCount` of its GPUs. CPU workers and stand-ins ignore it (they have no GPU).
    * @default all GPUs of the worker (1 on a GPU worker)

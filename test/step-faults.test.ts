@@ -12,6 +12,7 @@ import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@t
 import { createActivities } from '../activities';
 import { runComputeProcess } from '../activities/compute-process';
 import { NO_SPACE_FAILURE } from '../activities/disk-errors';
+import { STALLED_FAILURE } from '../activities/stall-watchdog';
 import { createTestEnv, tempDir, testWorkflowsPath, venvPython } from './helpers/temporal-harness';
 import type { RunStepOptions } from './workflows/compute-step-workflows';
 
@@ -53,9 +54,15 @@ async function makeWorker(t: { context: Context }, python = venvPython) {
 
 const options = (taskQueue: string, maximumAttempts = 1): RunStepOptions => ({ taskQueue, maximumAttempts, heartbeatTimeoutMs: 10_000 });
 
-function runStep(t: { context: Context }, outDir: string, spec: Record<string, unknown>, opts: RunStepOptions) {
+function runStep(
+  t: { context: Context },
+  outDir: string,
+  spec: Record<string, unknown>,
+  opts: RunStepOptions,
+  stallTimeoutMs?: number,
+) {
   return t.context.env.client.workflow.start('runStep', {
-    args: [{ step: 'probe', spec: { out_dir: outDir, ...spec }, expectManifest: false }, opts],
+    args: [{ step: 'probe', spec: { out_dir: outDir, ...spec }, expectManifest: false, stallTimeoutMs }, opts],
     taskQueue: opts.taskQueue,
     workflowId: `faults-${opts.taskQueue}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
   });
@@ -113,5 +120,44 @@ test.serial('two attempts on one step folder: the second stops at once, retryabl
     t.false(cause.nonRetryable);
     t.true(cause.message.includes(`step folder ${outDir} is being written by pid`), cause.message);
     await first.cancel();
+  });
+});
+
+test.serial('a step silent for longer than the stall timeout is killed and fails retryably', async (t) => {
+  const dir = tempDir();
+  // A step that hangs before printing anything (as a stuck collective or a dead NFS read would).
+  const python = path.join(dir, 'hung-python');
+  const pidFile = path.join(dir, 'hung.pid');
+  fs.writeFileSync(python, `#!/bin/sh\necho $$ > ${JSON.stringify(pidFile)}\nsleep 300\n`, { mode: 0o755 });
+  const { worker, taskQueue } = await makeWorker(t, python);
+  await worker.runUntil(async () => {
+    const started = Date.now();
+    const handle = await runStep(t, path.join(dir, 'out'), {}, options(taskQueue), 1500);
+    const cause = causeOf(await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError }));
+    t.is(cause.type, STALLED_FAILURE);
+    t.false(cause.nonRetryable);
+    t.regex(cause.message, /no progress for \d+ s \(activities.stall_timeout is 2 s\); the step was killed/);
+    t.true(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the hung child is gone');
+  });
+});
+
+test.serial('a step that keeps reporting progress outlives the stall timeout', async (t) => {
+  const dir = tempDir();
+  // Progress every 0.5 s for 10 s, then the real probe: longer in all than the 8 s stall timeout.
+  const python = path.join(dir, 'busy-python');
+  const line = JSON.stringify({ event: 'progress', step: 'probe', done: 0, total: 1 });
+  fs.writeFileSync(
+    python,
+    `#!/bin/sh\nfor i in $(seq 20); do echo '${line}'; sleep 0.5; done\nexec ${JSON.stringify(venvPython)} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const { worker, taskQueue } = await makeWorker(t, python);
+  await worker.runUntil(async () => {
+    const handle = await runStep(t, path.join(dir, 'out'), {}, options(taskQueue), 8000);
+    const result = await handle.result();
+    t.is(result.attempt, 1);
+    t.true(result.wallSeconds >= 10);
   });
 });

@@ -34,3 +34,12 @@ export const lightActivityOptions: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 10, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };
+
+/**
+ * The step watchdog's timeout for a compute step's input. A config recorded in the history of a run
+ * started before `stall_timeout` existed has none: the step then gets the activity's default.
+ */
+export function stallTimeout(config: CsrConfig): { stallTimeoutMs?: number } {
+  const value = config.activities.stall_timeout as string | undefined;
+  return value === undefined ? {} : { stallTimeoutMs: durationMs(value) };
+}

@@ -20,7 +20,7 @@ import {
   rewardSteps,
   type PlannedStep,
 } from '../src/shared/plan';
-import { computeActivityOptions, lightActivityOptions } from './activity-options';
+import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { durationMs } from '../src/shared/duration';
 import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
@@ -64,6 +64,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
             label: p.label,
             env,
             heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
+            ...stallTimeout(config),
             ...(gpuCount ? { gpuCount } : {}),
           });
           Object.assign(summary, {

@@ -27,7 +27,7 @@ import type { IterationSummary } from '../src/shared/run-types';
 import { bestCell, summarizeSweep } from '../src/shared/sweep-table';
 import type { SweepBaseline, SweepInput, SweepResult, SweepRunState, SweepStatus } from '../src/shared/sweep-types';
 import { GPU_QUEUE } from '../workers/task-queues';
-import { computeActivityOptions, lightActivityOptions } from './activity-options';
+import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { csrRun } from './csr-run';
 import { sweepStatusQuery } from './messages';
 
@@ -159,6 +159,7 @@ async function computeBaselines(baselines: SweepBaseline[], light: WorkflowActiv
         spec: step.spec,
         label: `iteration 0 ${step.label}`,
         heartbeatEveryMs: durationMs(baseline.config.activities.heartbeat_every),
+        ...stallTimeout(baseline.config),
       }),
     ),
   );

@@ -83,6 +83,7 @@ class ActivitiesSection:
     start_to_close: str = "24h"
     heartbeat_timeout: str = "2m"
     heartbeat_every: str = "10s"
+    stall_timeout: str = "30m"
     retry: RetrySection = field(default_factory=RetrySection)
 
 

@@ -288,6 +288,12 @@ const activityTimeouts = z
     heartbeat_timeout: duration().default('2m'),
     /** Interval of the activity's own heartbeat timer (well under heartbeat_timeout). */
     heartbeat_every: duration().default('10s'),
+    /**
+     * A step that prints no progress for this long is presumed hung: it is killed and retried. Steps
+     * report progress per item and every few seconds while loading a model or saving a checkpoint.
+     * @default 30m
+     */
+    stall_timeout: duration().default('30m'),
     retry: retry.default(retry.parse({})),
   })
   .strict()

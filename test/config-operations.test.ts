@@ -19,3 +19,8 @@ test('distinct benchmark names pass', (t) => {
   const config = parseConfig({ ...base, evaluate: { benchmarks: [{ name: 'toy_chair_dev' }, { name: 'toy_chair_test' }] } });
   t.is(config.evaluate.benchmarks.length, 2);
 });
+
+test('activities.stall_timeout defaults to 30 minutes and can be set', (t) => {
+  t.is(parseConfig(base).activities.stall_timeout, '30m');
+  t.is(parseConfig({ ...base, activities: { stall_timeout: '45s' } }).activities.stall_timeout, '45s');
+});
