@@ -13,7 +13,6 @@
  */
 import {
   CancellationScope,
-  executeChild,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -28,6 +27,7 @@ import { bestCell, summarizeSweep } from '../src/shared/sweep-table';
 import type { SweepBaseline, SweepInput, SweepResult, SweepRunState, SweepStatus } from '../src/shared/sweep-types';
 import { GPU_QUEUE } from '../workers/task-queues';
 import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
+import { executeChildRun } from './child-runs';
 import { csrRun } from './csr-run';
 import { sweepStatusQuery } from './messages';
 
@@ -74,7 +74,7 @@ export async function csrSweep(input: SweepInput): Promise<SweepResult> {
       const state = runs[index]!;
       state.state = 'running';
       try {
-        const history = await executeChild(csrRun, {
+        const history = await executeChildRun(csrRun, {
           workflowId: state.workflowId,
           args: [
             {
