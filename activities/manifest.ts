@@ -24,6 +24,15 @@ export interface StepManifest {
   items_reused: number;
   items_computed: number;
   stats: Record<string, unknown>;
+  /** Seconds of the step process: start-up (interpreter, imports), model loading, compute; absent in-process. */
+  timings?: StepTimings;
+}
+
+/** Where a step process's time went (`csr_compute.contract.StepClock`). */
+export interface StepTimings {
+  startup_s: number;
+  load_s: number;
+  compute_s: number;
 }
 
 /** A manifest together with the hash of its own bytes (what the activity reports). */

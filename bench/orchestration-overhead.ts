@@ -1,17 +1,32 @@
 /**
  * Orchestration overhead of a finished CSR run, from its Temporal histories: for every compute step,
  * the time from the previous step's end to its start (queueing + workflow task + worker pickup), and
- * the share of the run's wall time not spent inside compute processes.
+ * the share of the run's wall time not spent inside compute processes. Each step's wall time is split
+ * by its manifest's `timings` (written by the step process): process start + model load vs compute.
  *
  *   npx tsx bench/orchestration-overhead.ts <run workflow id>
  *
  * The baseline is the same run's own compute time (the `wallSeconds` each compute step reports), so
  * the ratio is measured in one place, on one machine.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { temporal } from '@temporalio/proto';
+import type { StepManifest, StepTimings } from '../activities/manifest';
 import { connectClient } from '../src/client/temporal';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
+
+/** The `timings` of a step's manifest; undefined when the step wrote none (older code, in-process run). */
+function timingsOf(outDir: string | undefined): StepTimings | undefined {
+  if (!outDir) return undefined;
+  try {
+    const manifest = JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')) as StepManifest;
+    return manifest.timings;
+  } catch {
+    return undefined; // artifacts on another host, or removed since
+  }
+}
 
 const seconds = (event: Event | undefined) =>
   event?.eventTime ? Number(event.eventTime.seconds ?? 0) + (event.eventTime.nanos ?? 0) / 1e9 : NaN;
@@ -28,6 +43,7 @@ async function main(): Promise<void> {
   }
   const gaps: number[] = [];
   let computeSeconds = 0;
+  const split = { startup_s: 0, load_s: 0, compute_s: 0, steps: 0, without: 0 };
   let first = Infinity;
   let last = -Infinity;
   const rows: string[] = [];
@@ -49,13 +65,28 @@ async function main(): Promise<void> {
       const sched = scheduled.get(String(done.scheduledEventId));
       const type = sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
       const payload = done.result?.payloads?.[0];
-      const result = payload ? converter.fromPayload<{ wallSeconds?: number; step?: string }>(payload as never) : undefined;
+      const result = payload
+        ? converter.fromPayload<{ wallSeconds?: number; step?: string; outDir?: string; skipped?: boolean }>(payload as never)
+        : undefined;
       const start = seconds(started.get(String(done.scheduledEventId)));
       const end = seconds(event);
       if (type === 'runComputeStep' && result?.wallSeconds !== undefined) {
         computeSeconds += result.wallSeconds;
         if (previousEnd !== undefined && start > previousEnd) gaps.push(start - previousEnd);
-        rows.push(`${id.split('/').pop()}\t${result.step}\tpickup ${(start - seconds(sched)).toFixed(2)}s\tcompute ${result.wallSeconds.toFixed(1)}s\tactivity ${(end - start).toFixed(1)}s`);
+        // A skipped step ran no process: its manifest's timings are the earlier run's.
+        const timings = result.skipped ? undefined : timingsOf(result.outDir);
+        let parts = result.skipped ? '\tskipped' : '\tno timings';
+        if (timings) {
+          split.startup_s += timings.startup_s;
+          split.load_s += timings.load_s;
+          split.compute_s += timings.compute_s;
+          split.steps += 1;
+          parts = `\tstart+load ${(timings.startup_s + timings.load_s).toFixed(1)}s\tcompute ${timings.compute_s.toFixed(1)}s`;
+        } else if (!result.skipped) split.without += 1;
+        rows.push(
+          `${id.split('/').pop()}\t${result.step}\tpickup ${(start - seconds(sched)).toFixed(2)}s\t` +
+            `step ${result.wallSeconds.toFixed(1)}s${parts}\tactivity ${(end - start).toFixed(1)}s`,
+        );
       }
       previousEnd = Math.max(previousEnd ?? 0, end);
     }
@@ -67,6 +98,10 @@ async function main(): Promise<void> {
   console.log(`\nworkflows: ${ids.length}, compute steps: ${rows.length}`);
   console.log(`step end -> next step start: median ${median.toFixed(2)}s, max ${(gaps.at(-1) ?? NaN).toFixed(2)}s over ${gaps.length} transitions`);
   console.log(`run wall time ${wall.toFixed(1)}s, compute (sum of step wall times) ${computeSeconds.toFixed(1)}s`);
+  console.log(
+    `step time split: startup ${split.startup_s.toFixed(1)}s, load ${split.load_s.toFixed(1)}s, ` +
+      `compute ${split.compute_s.toFixed(1)}s over ${split.steps} steps (${split.without} without timings)`,
+  );
   console.log(`non-compute share: ${(((wall - computeSeconds) / wall) * 100).toFixed(1)}% (parallel shards make compute sum exceed wall when they overlap)`);
 }
 

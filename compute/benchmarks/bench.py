@@ -19,7 +19,15 @@ shared machine do not change; wall-clock rates are recorded beside them. On a GP
 - ``resume_cost``: generate killed at 50 % of its prompts and restarted: finished prompts computed again
   (the project) vs a step without per-prompt resume, which redoes all of them (the baseline).
 - ``orchestration_overhead``: with ``--run ID``, a finished run's share of wall time outside compute
-  processes and its median step-to-step gap (``bench/orchestration-overhead.ts``); skipped without it.
+  processes and its median step-to-step gap (``bench/orchestration-overhead.ts``), and the steps' process
+  start (``startup_s``) + model load (``load_s``) vs compute (``step_compute_s``), summed over the run from the
+  manifests' ``timings``; skipped without it.
+- ``workers_scaling``: generate + reward of one toy iteration's prompts (configs/toy.yaml's ``prompts.limit``,
+  256; 16 with ``--quick``) as 1 shard on one worker process vs 2 shards on two at once, each a
+  ``python -m csr_compute`` step with one torch thread and the spec a toy run sends; wall seconds (a
+  parallelism figure: the load average is in ``machine``), ratio = 1-worker / 2-worker wall. Per worker:
+  ``waiting_s`` (its end -> the phase's last end), ``startup_load_s`` (the manifests' ``timings``), ``compute_s``
+  and ``idle_s`` = waiting + start-up/load; ``same_trees``: the 2 shards' candidates equal the 1 shard's.
 """
 
 from __future__ import annotations
@@ -196,6 +204,100 @@ def resume_cost(args: argparse.Namespace) -> dict[str, Any]:
             "note": f"the {params['prompts_in_flight']} prompts in flight at the kill lose their partial trees"}
 
 
+def _run_phase(steps: list[tuple[str, dict]], env: dict[str, str]) -> tuple[float, list[float]]:
+    """Start one ``python -m csr_compute STEP`` per worker at once, as the workers do; wait for all of them.
+
+    Returns the phase's wall seconds and each worker's own seconds (its process start to its exit).
+    """
+    started = time.monotonic()
+    processes = []
+    for step, spec in steps:
+        out = Path(spec["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")  # where the activity writes it
+        with open(out / f"{step}.log", "w") as log_file:
+            processes.append(subprocess.Popen([sys.executable, "-m", "csr_compute", step, "--spec", str(out / "spec.json")],
+                                              stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+    ends: list[float | None] = [None] * len(processes)
+    while None in ends:  # poll, so that each worker's end is its own (a blocking wait would serialise them)
+        for i, process in enumerate(processes):
+            if ends[i] is None and process.poll() is not None:
+                ends[i] = time.monotonic() - started
+        time.sleep(0.02)
+    for (step, spec), process in zip(steps, processes):
+        if process.returncode != 0:
+            raise RuntimeError(f"{step} exited {process.returncode}; see {spec['out_dir']}/{step}.log")
+    return max(ends), ends  # type: ignore[type-var, return-value]
+
+
+def _candidate_texts(trees_files: list[Path]) -> dict[str, list[str]]:
+    return {r["id"]: [n["text"] for n in r["nodes"]] for f in trees_files
+            for r in map(json.loads, f.read_text().splitlines())}
+
+
+def workers_scaling(args: argparse.Namespace) -> dict[str, Any]:
+    """Generate + reward of one iteration's prompts: 1 shard on one worker vs 2 shards on two workers at once.
+
+    The specs are the ones ``src/shared/plan.ts`` builds for a toy run (configs/toy.yaml's sections whole,
+    CLIP for calibrated pruning); each step is its own ``python -m csr_compute`` process with one torch thread,
+    and reward starts when every generate shard has finished, as in ``workflows/csr-iteration.ts``.
+    """
+    world = _toy_world()
+    if world is None:
+        return {"name": "workers_scaling", "skipped": "no toy world built (npx csr toyworld build)", "machine": machine()}
+    from csr_compute.config import load_config
+
+    config = load_config(ROOT / "configs" / "toy.yaml").to_dict()
+    count = 16 if args.quick else config["prompts"]["limit"]  # one toy iteration's sample: 256 prompts
+    tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    prompts_file = tmp / "prompts.json"  # the iteration's sample, as the sample-prompts activity writes it
+    prompts_file.write_text(json.dumps(json.loads((world / "prompts.json").read_text())[:count]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "compute"), "CSR_TORCH_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    load_before = round(os.getloadavg()[0], 2)
+    runs: dict[str, Any] = {}
+    for workers in (1, 2):
+        root = tmp / f"workers-{workers}"
+        generate = [("generate", {
+            "out_dir": str(root / "generate" / f"shard-{i}"), "model": str(world / "lvlm"), "prompts_file": str(prompts_file),
+            "images_dir": str(world / "images"), "shard": {"index": i, "count": workers}, "params": config["generate"],
+            **({"clip": str(world / "clip"), "reward": config["reward"]} if config["generate"]["prune_by"] == "calibrated" else {}),
+            "seed": config["seed"] + 1, "device": args.device}) for i in range(workers)]
+        reward = [("reward", {
+            "out_dir": str(root / "reward" / f"shard-{i}"), "trees": [str(Path(spec["out_dir"]) / "trees.jsonl")],
+            "clip": str(world / "clip"), "images_dir": str(world / "images"), "params": config["reward"],
+            "device": args.device}) for i, (_, spec) in enumerate(generate)]
+        phases = {name: _run_phase(steps, env) for name, steps in (("generate", generate), ("reward", reward))}
+        per_worker = []
+        for i in range(workers):
+            timings = [json.loads((Path(steps[i][1]["out_dir"]) / "manifest.json").read_text()).get("timings", {})
+                       for steps in (generate, reward)]
+            waiting = sum(wall - ends[i] for wall, ends in phases.values())  # its own end -> the phase's last end
+            startup_load = sum(t.get("startup_s", 0.0) + t.get("load_s", 0.0) for t in timings)
+            per_worker.append({"generate_s": round(phases["generate"][1][i], 2), "reward_s": round(phases["reward"][1][i], 2),
+                               "compute_s": round(sum(t.get("compute_s", 0.0) for t in timings), 2),
+                               "waiting_s": round(waiting, 2), "startup_load_s": round(startup_load, 2),
+                               "idle_s": round(waiting + startup_load, 2)})
+        runs[str(workers)] = {"wall_s": round(sum(wall for wall, _ in phases.values()), 2),
+                              "generate_wall_s": round(phases["generate"][0], 2),
+                              "reward_wall_s": round(phases["reward"][0], 2), "workers": per_worker,
+                              "trees": [str(Path(spec["out_dir"]) / "trees.jsonl") for _, spec in generate],
+                              "scored": [str(Path(spec["out_dir"]) / "scored.jsonl") for _, spec in reward]}
+    one = _candidate_texts([Path(f) for f in runs["1"]["trees"]])
+    two = _candidate_texts([Path(f) for f in runs["2"]["trees"]])
+    scored_one = _candidate_texts([Path(f) for f in runs["1"]["scored"]])
+    scored_two = _candidate_texts([Path(f) for f in runs["2"]["scored"]])
+    settings = {"model": f"toy world {world.name}", "prompts": count, "generate": "configs/toy.yaml generate",
+                "reward": "configs/toy.yaml reward", "torch_threads_per_worker": 1, "device": args.device,
+                "outputs": str(tmp)}
+    return {**record("workers_scaling", runs["1"]["wall_s"], runs["2"]["wall_s"], "seconds wall (1 worker, 2 workers)",
+                     settings, higher_is_better=False),
+            "one_worker": {k: v for k, v in runs["1"].items() if k not in ("trees", "scored")},
+            "two_workers": {k: v for k, v in runs["2"].items() if k not in ("trees", "scored")},
+            "same_prompts": sorted(one) == sorted(two) and len(one) == count, "same_trees": one == two,
+            "same_scored_prompts": sorted(scored_one) == sorted(scored_two) == sorted(one),
+            "load_average_1m_at_start": load_before}
+
+
 def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
     """A finished run's non-compute share and step-to-step gaps, from its Temporal histories (``--run ID``)."""
     import re
@@ -208,13 +310,19 @@ def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
     median = float(re.search(r"median ([0-9.]+)s", out).group(1))
     wall, compute = (float(x) for x in re.search(r"run wall time ([0-9.]+)s, compute \(sum of step wall times\) ([0-9.]+)s", out).groups())
     share = round((wall - compute) / wall, 4)
+    # Each step's wall time split by its manifest's timings, summed over the run's steps.
+    split = re.search(r"step time split: startup ([0-9.]+)s, load ([0-9.]+)s, compute ([0-9.]+)s over (\d+) steps "
+                      r"\((\d+) without timings\)", out)
+    parts = {} if split is None else {
+        "startup_s": float(split.group(1)), "load_s": float(split.group(2)), "step_compute_s": float(split.group(3)),
+        "steps_timed": int(split.group(4)), "steps_without_timings": int(split.group(5))}
     return {**record("orchestration_overhead", wall, compute, "seconds (run wall, compute)", {"run": args.run}),
-            "share": share, "median_gap_s": median, "ratio": None}
+            "share": share, "median_gap_s": median, "ratio": None, **parts}
 
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "generate_toy": generate_toy, "generate_mid": generate_mid, "reward": reward, "resume_cost": resume_cost,
-    "orchestration_overhead": orchestration_overhead,
+    "orchestration_overhead": orchestration_overhead, "workers_scaling": workers_scaling,
 }
 
 
@@ -227,8 +335,13 @@ def table(records: list[dict[str, Any]]) -> str:
         extra = []
         if "share" in r:
             extra.append(f"non-compute share {r['share']:.1%}, median step gap {r['median_gap_s']} s")
+        if "startup_s" in r:
+            extra.append(f"steps: start {r['startup_s']} s + load {r['load_s']} s vs compute {r['step_compute_s']} s")
         if "identical_share" in r:
             extra.append(f"identical {r['identical_share']:.1%}")
+        if "same_trees" in r:
+            idle = ", ".join(str(w["idle_s"]) for w in r["two_workers"]["workers"])
+            extra.append(f"2 workers idle {idle} s, same trees {r['same_trees']}, load {r['machine']['load_average_1m']}")
         if "peak_kv_bytes" in r:
             extra.append(f"peak KV {r['peak_kv_bytes'] / 2**20:.1f} MiB = {r['kv_ratio']}x min")
         ratio = "-" if r["ratio"] is None else f"{r['ratio']}x"

@@ -17,9 +17,12 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .contract import EXIT_CODES, MissingInputError, RetryableError, SpecError, emit
+from .contract import CLOCK, EXIT_CODES, MissingInputError, RetryableError, SpecError, emit
 from .spec_file import read_spec
 from .step_lock import StepFolderBusy, acquire_step_lock
+
+# Steps that never touch torch; every other step imports it before its clock starts (start-up, not compute).
+WITHOUT_TORCH = {"curate"}
 
 # step name -> "module:function"; each function takes the parsed spec dict and returns its manifest.
 STEPS: dict[str, str] = {
@@ -75,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(spec.get("out_dir"), str) and spec["out_dir"]:
             # Held until the step ends (the OS releases it however we die): one writer per folder.
             lock_fd = acquire_step_lock(spec["out_dir"])
-        load_step(args.step)(spec)
+        step = load_step(args.step)
+        if args.step not in WITHOUT_TORCH:
+            importlib.import_module("torch")  # seconds: counted in the manifest's timings.startup_s, not compute_s
+        with CLOCK.running():
+            step(spec)
         return EXIT_CODES["ok"]
     except (SpecError, json.JSONDecodeError) as error:
         emit("error", kind="bad_spec", retryable=False, message=str(error))

@@ -245,6 +245,67 @@ class JsonlStore:
         self.close()
 
 
+def _process_age_s() -> float | None:
+    """Seconds since this process was created (Linux ``/proc``), or None where that cannot be read."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime; the name may hold spaces
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_IMPORTED = time.monotonic()  # fallback origin where /proc cannot tell the process's age
+
+
+class StepClock:
+    """Where a step process's time goes: start-up, model loading, compute (``manifest.json``'s ``timings``).
+
+    ``python -m csr_compute`` runs the step function inside ``running()``: everything before it
+    (interpreter start, reading the spec, the folder lock, importing the step and torch) is ``startup_s``;
+    ``models.load_lvlm`` / ``load_clip`` add their time (transformers' model classes included) to
+    ``load_s``; the rest of the time up to the manifest is ``compute_s``. A step function called directly
+    (in-process, as tests do) writes no ``timings``: the process's age would not be its start-up.
+    """
+
+    def __init__(self) -> None:
+        self.entered: float | None = None
+        self.startup_s = 0.0
+        self.load_s = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """The step's own time: from here on, everything is loading or compute."""
+        self.entered = time.monotonic()
+        age = _process_age_s()
+        self.startup_s = age if age is not None else self.entered - _IMPORTED
+        self.load_s = 0.0
+        try:
+            yield
+        finally:
+            self.entered = None  # a later in-process step (tests call main() in process) is not timed as this one
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.load_s += time.monotonic() - started
+
+    def timings(self) -> dict[str, float] | None:
+        """``{startup_s, load_s, compute_s}`` so far, or None when the step did not run as its own process."""
+        if self.entered is None:
+            return None
+        inside = time.monotonic() - self.entered
+        return {"startup_s": round(self.startup_s, 3), "load_s": round(self.load_s, 3),
+                "compute_s": round(max(inside - self.load_s, 0.0), 3)}
+
+
+CLOCK = StepClock()
+
+
 def shard_slice(items: list[Any], index: int, count: int) -> list[Any]:
     """The items of shard ``index`` of ``count``: contiguous, balanced, deterministic."""
     if count < 1 or not 0 <= index < count:
@@ -260,7 +321,8 @@ def write_manifest(out_dir: str | os.PathLike[str], *, step: str, spec: dict[str
     """Write ``manifest.json`` last, after every artifact: its presence marks the step complete.
 
     ``files`` are paths relative to ``out_dir``; each gets a content hash so a later skip-if-done
-    decision can check the artifact itself, not just its name.
+    decision can check the artifact itself, not just its name. A step run as its own process also
+    records ``timings`` (``StepClock``): start-up, model loading and compute seconds.
     """
     from . import __version__
 
@@ -277,6 +339,9 @@ def write_manifest(out_dir: str | os.PathLike[str], *, step: str, spec: dict[str
         "items_computed": items_computed,
         "stats": stats or {},
     }
+    timings = CLOCK.timings()
+    if timings is not None:
+        manifest["timings"] = timings
     atomic_write_json(out / "manifest.json", manifest)
     emit("manifest", path=str(out / "manifest.json"), items_total=items_total,
          items_reused=items_reused, items_computed=items_computed)

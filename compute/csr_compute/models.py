@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .contract import MissingInputError, SpecError
+from .contract import CLOCK, MissingInputError, SpecError
 
 DEFAULT_CHAT_TEMPLATE_FALLBACK = "USER: <image>\n{instruction} ASSISTANT:"
 
@@ -89,15 +89,16 @@ class LoadedLvlm:
 
 
 def load_lvlm(path: str | os.PathLike[str], device: str = "auto", dtype: str = "auto") -> LoadedLvlm:
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
-
     folder = _require_folder(path, "LVLM")
     device = resolve_device(device)
-    model = LlavaForConditionalGeneration.from_pretrained(
-        folder, dtype=resolve_dtype(dtype, device), local_files_only=True
-    ).to(device)
-    model.eval()
-    processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+    with CLOCK.loading():  # the manifest's timings.load_s (transformers' model classes import lazily: seconds)
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        model = LlavaForConditionalGeneration.from_pretrained(
+            folder, dtype=resolve_dtype(dtype, device), local_files_only=True
+        ).to(device)
+        model.eval()
+        processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
     return LoadedLvlm(model=model, processor=processor, device=device)
 
 
@@ -109,13 +110,14 @@ class LoadedClip:
 
 
 def load_clip(path: str | os.PathLike[str], device: str = "auto") -> LoadedClip:
-    from transformers import CLIPModel, CLIPProcessor
-
     folder = _require_folder(path, "CLIP")
     device = resolve_device(device)
-    model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device)
-    model.eval()
-    processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
+    with CLOCK.loading():  # the manifest's timings.load_s (transformers' model classes import lazily: seconds)
+        from transformers import CLIPModel, CLIPProcessor
+
+        model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device)
+        model.eval()
+        processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
     return LoadedClip(model=model, processor=processor, device=device)
 
 
