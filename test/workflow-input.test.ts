@@ -126,3 +126,16 @@ test('setParams with a bad override is refused and shown; a good one is kept', a
     await handle.terminate('test done');
   });
 });
+
+test('a sweep with a bad cell config fails before its first child or activity', async (t) => {
+  const handle = await t.context.env.client.workflow.start('csrSweep', {
+    taskQueue: 'wf-input-4',
+    workflowId: 'bad-sweep',
+    args: [{ sweepKey: 'bad-sweep', experimentName: 'bad', runs: [{ cell: 0, seed: 0, input: input(parseYaml(BAD_CONFIG), 'sweep.yaml') }] } as never],
+  });
+  const error = await withWorker(t, 'wf-input-4', () => t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError }));
+  t.is((error?.cause as ApplicationFailure).type, 'ConfigError');
+  t.regex(error?.cause?.message ?? '', /^invalid config sweep\.yaml: \d+ problems\n {2}/);
+  const history = await handle.fetchHistory();
+  t.false(history.events?.some((event) => event.activityTaskScheduledEventAttributes || event.startChildWorkflowExecutionInitiatedEventAttributes) ?? true);
+});

@@ -30,9 +30,12 @@ import { computeActivityOptions, lightActivityOptions, stallTimeout } from './ac
 import { executeChildRun } from './child-runs';
 import { csrRun } from './csr-run';
 import { sweepStatusQuery } from './messages';
+import { validRunInput } from './validate-input';
 
 /** Run every cell of a sweep with every seed; returns the table of mean +- sd per cell and metric. */
 export async function csrSweep(input: SweepInput): Promise<SweepResult> {
+  // Every cell's config is checked before the first child starts, with the CLI's message.
+  for (const plan of input.runs) validRunInput(plan.input, plan.input.runKey);
   const workflowId = workflowInfo().workflowId;
   const light = proxyActivities<WorkflowActivities>(lightActivityOptions);
   let phase: SweepStatus['phase'] = 'tracking';
