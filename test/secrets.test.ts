@@ -15,6 +15,8 @@ import { MlflowClient } from '../src/mlflow';
 import { redactUri, splitCredentials } from '../src/mlflow/auth';
 import { freePort } from '../src/stack/free-port';
 import { startMlflowServer, stopMlflowServer, type MlflowServerHandle } from '../src/stack/mlflow-server';
+import { Worker } from '@temporalio/worker';
+import { createTestEnv } from './helpers/temporal-harness';
 
 const PASSWORD = 'pa55-w0rd-that-must-not-leak';
 const JUDGE_KEY = 'sk-judge-key-that-must-not-leak';
@@ -23,7 +25,7 @@ interface Context {
   server: MlflowServerHandle;
   stateDir: string;
 }
-const test = anyTest as TestFn<Context>;
+const test = anyTest.serial as TestFn<Context>;
 
 test.before(async (t) => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-mlflow-auth-'));
@@ -106,6 +108,31 @@ test('no secret reaches MLflow params or tags, the logs, or what the activities 
     t.false(written.join('').includes(secret), 'logs');
   }
   t.is((returned[1] as { trackingUri?: string }).trackingUri, t.context.server.url);
+});
+
+test('no secret reaches workflow history when a workflow runs the tracking activities', async (t) => {
+  const temporal = await createTestEnv('ERROR');
+  try {
+    process.env.MLFLOW_TRACKING_URI = withCredentials(t.context.server.url);
+    const env = csrEnv({ ...process.env, CSR_HOME: fs.mkdtempSync(path.join(os.tmpdir(), 'csr-secrets-wf-')) });
+    const worker = await Worker.create({
+      connection: temporal.nativeConnection,
+      taskQueue: 'secrets',
+      workflowsPath: require.resolve('./workflows/tracking-workflows'),
+      activities: createTrackingActivities(env),
+    });
+    const config = parseConfig({ name: 'secrets-wf', iterations: 1, model: { source: 'toyworld' }, clip: { source: 'toyworld' } });
+    const handle = await temporal.client.workflow.start('trackOnly', { taskQueue: 'secrets', workflowId: 'secrets-wf', args: [config, 'secrets-wf'] });
+    const [refs] = await worker.runUntil(handle.result());
+    t.truthy((refs as { parentRunId?: string }).parentRunId, 'MLflow answered through basic auth');
+    // Payload bytes come out of the history as base64: decode every payload so the text can be searched.
+    const raw = JSON.stringify(await handle.fetchHistory());
+    const history = raw + [...raw.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+    t.true(history.includes(t.context.server.url), 'the history holds the tracking URI');
+    t.false(history.includes(PASSWORD) || history.includes(encodeURIComponent(PASSWORD)), 'but not the password');
+  } finally {
+    await temporal.teardown();
+  }
 });
 
 test('URIs are printed without credentials', (t) => {
