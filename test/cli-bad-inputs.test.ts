@@ -65,3 +65,9 @@ test('schedule create: an id that would leave the artifact root is refused befor
   t.is(status, 2, stderr);
   t.regex(stderr, /^schedule id: expected letters, digits, \., - and _, got "\.\.\/\.\.\/x"/);
 });
+
+test('a Temporal TLS setting that cannot work: exit 2, the variable named, before connecting', (t) => {
+  const { status, stderr } = csr(['list'], { TEMPORAL_TLS_CERT: path.join(dir, 'client.pem') });
+  t.is(status, 2, stderr);
+  t.regex(stderr, /^error: TEMPORAL_TLS_CERT: cannot read \S*client\.pem \(ENOENT\)/);
+});

@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, MissingConfigError } from '../config';
+import { TemporalAuthError } from '../client/temporal-auth';
 
 function integer(name: string, min = 0) {
   return (value: string): number => {
@@ -31,7 +32,8 @@ function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise
         return;
       }
       console.error(`error: ${(error as Error).message}`);
-      process.exitCode = 1;
+      // A Temporal TLS / API key setting that cannot work is a bad input, like a bad config.
+      process.exitCode = error instanceof TemporalAuthError ? 2 : 1;
     }
   };
 }
