@@ -13,6 +13,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { GpuLeases } from '../src/gpu/leases';
 import { credentialVariables } from '../src/mlflow/auth';
+import { describeTemporalSecurity, type TemporalConnectionOptions } from '../src/client/temporal-auth';
 import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
 import { CPU_QUEUE, GPU_QUEUE, hostQueue } from './task-queues';
 import {
@@ -110,6 +111,11 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
       }
     }
 
+    if (!options.connection) {
+      const { address } = options.connectionOptions;
+      // Which security is in use, never the key or certificate: an operator sees at once whether TLS is on.
+      log(`Temporal at ${address} (${describeTemporalSecurity(options.connectionOptions as TemporalConnectionOptions)})`);
+    }
     const connections: NativeConnection[] = [];
     const sharedQueues = new Set<string>();
     const connect = async (taskQueue: string) => {
