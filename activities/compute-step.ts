@@ -12,6 +12,7 @@ import { specHash } from './canonical-json';
 import { type ComputeEvent, runComputeProcess } from './compute-process';
 import { ComputeFailureType, failureForExit } from './exit-codes';
 import { diskErrorCode, noSpaceFailure } from './disk-errors';
+import { withInputs } from './input-hashes';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog';
 import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
 import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
@@ -140,6 +141,8 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
     const started = Date.now();
     const checked = checkInput(input, deps);
     const { outDir, label, gpus } = checked;
+    // The spec as run: with the content hashes of the upstream manifests it reads (inputs by content).
+    const spec = withInputs(input.spec);
     const ctx = Context.current();
     const { attempt } = ctx.info;
     const signal = ctx.cancellationSignal;
@@ -166,7 +169,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
     try {
       const earlier = readManifest(outDir);
       if (earlier !== undefined) {
-        const why = await staleReason(outDir, input.spec, earlier, signal);
+        const why = await staleReason(outDir, spec, earlier, signal);
         if (why === undefined) {
           ctx.log.info(`${label}: already done in ${outDir} (manifest matches spec and files); skipped`);
           return resultOf(input, outDir, earlier, true, attempt, started);
@@ -180,7 +183,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
         await deps.leases?.acquire(gpus, signal);
       }
       try {
-        const specFile = writeSpecFile(outDir, input.spec);
+        const specFile = writeSpecFile(outDir, spec);
         const logFile = path.join(outDir, 'logs', `${input.step}-attempt-${attempt}.log`);
         const cuda = gpus.join(',');
         fs.mkdirSync(path.dirname(logFile), { recursive: true });
@@ -235,7 +238,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
           ComputeFailureType.noManifest,
         );
       }
-      if (loaded && loaded.manifest.spec_hash !== specHash(input.spec)) {
+      if (loaded && loaded.manifest.spec_hash !== specHash(spec)) {
         ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
       }
       return resultOf(input, outDir, loaded, false, attempt, started);

@@ -10,6 +10,7 @@ import { parseConfig } from '../config';
 import type { CsrRunInput } from '../shared/run-types';
 import { iterationPlan, iterationStartModel } from '../shared/plan';
 import { readManifest, staleReason } from '../../activities/manifest';
+import { withInputs } from '../../activities/input-hashes';
 import { codeVersion, startRun } from './run-command';
 import { followRun } from './follow';
 import { openRunRefusal, openRunsOfKey } from './open-runs';
@@ -42,11 +43,20 @@ export async function resumePlan(input: CsrRunInput): Promise<ResumeRow[]> {
     return rows;
   }
   const iterations = input.overrides?.iterations ?? input.config.iterations;
+  // Folders of steps that will run: whatever reads them will run too (its inputs will change).
+  const rerun = new Set<string>();
   for (let iteration = input.nextIteration; iteration <= iterations; iteration++) {
     const model = iterationStartModel(input.paths, iteration);
     for (const planned of iterationPlan(input.config, input.paths, iteration, model)) {
+      const spec = withInputs(planned.spec);
+      const upstream = Object.keys((spec.inputs as Record<string, string> | undefined) ?? {}).find((dir) => rerun.has(dir));
       const loaded = readManifest(planned.spec.out_dir);
-      const stale = loaded ? await staleReason(planned.spec.out_dir, planned.spec, loaded) : 'no manifest';
+      const stale = upstream
+        ? `upstream ${upstream} runs again`
+        : loaded
+          ? await staleReason(planned.spec.out_dir, spec, loaded)
+          : 'no manifest';
+      if (stale) rerun.add(planned.spec.out_dir);
       rows.push({ iteration, step: planned.step, label: planned.label, action: stale ? 'run' : 'reuse', reason: stale ?? 'manifest and hashes match' });
     }
   }

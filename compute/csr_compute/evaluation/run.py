@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from ..contract import (JsonlStore, Progress, SpecError, atomic_write_json, log, repeat_while, require,
                         write_manifest)
+from ..steps.common import check_inputs, guard_resume
 from .generation import find_image, generate_batch, open_image
 from .judge import Judge
 from .registry import Benchmark, Dataset, ScoreContext, get_benchmark, load_dataset
@@ -61,7 +62,8 @@ class EvaluateConfig:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "EvaluateConfig":
-        known = {"out_dir", "model", "benchmark", "batch_size", "max_new_tokens", "seed", "device", "dtype", "judge"}
+        known = {"out_dir", "model", "benchmark", "batch_size", "max_new_tokens", "seed", "device", "dtype", "judge",
+                 "inputs"}
         for key in spec:
             if key not in known:
                 raise SpecError(key, spec[key], f"no such field (evaluate takes {', '.join(sorted(known))})")
@@ -88,6 +90,7 @@ class EvaluateConfig:
                      seed=spec.get("seed", 0), device=spec.get("device", "auto"), dtype=spec.get("dtype", "auto"),
                      judge=spec.get("judge"))
         config.check()
+        check_inputs("inputs", spec.get("inputs", {}))  # upstream manifests (the merged model's) as hashed at launch
         # A relative out_dir would land wherever the worker happens to run; the plan always writes absolute ones.
         if not config.out_dir.is_absolute():
             raise SpecError("out_dir", str(config.out_dir), "an absolute path")
@@ -195,6 +198,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     judge = Judge.from_spec(config.judge) if uses_judge else None
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    # Answers kept from an earlier attempt must be of this model and these settings (else they are dropped).
+    guard_resume(out, spec)
     log(f"evaluate: {benchmark.title}, {len(dataset.items)} questions from {dataset.source}, model {config.model}")
 
     progress = Progress(step=STEP, total=len(dataset.items), unit="questions", min_interval_s=1.0,

@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
 
-from ..contract import MissingInputError, Progress, SpecError, emit, repeat_while, sha256_file
+from ..contract import (MissingInputError, Progress, RetryableError, SpecError, atomic_write_json, emit, log, repeat_while,
+                        sha256_file)
 
 T = TypeVar("T")
 
@@ -74,6 +76,25 @@ def check_paths(path: str, value: Any) -> list[str]:
     return list(value)
 
 
+def check_inputs(path: str, value: Any) -> dict[str, str]:
+    """A spec's upstream manifest hashes, checked against those manifests as they are now.
+
+    The activity hashed them just before the launch; a mismatch means an upstream step was recomputed
+    in between, and a retry (which hashes again) reads the new outputs instead of mixing old and new.
+    """
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SpecError(path, value, "an object {upstream step folder: sha256 of its manifest.json}")
+    for folder, expected in value.items():
+        manifest = Path(folder) / "manifest.json"
+        if not manifest.is_file():
+            raise MissingInputError(f"{path}: upstream step {folder} has no manifest.json (not finished, or removed)")
+        actual = sha256_file(manifest)
+        if actual != expected:
+            raise RetryableError(f"{path}: upstream step {folder} changed since this spec was made (its manifest.json "
+                                 f"has sha256 {actual[:12]}, the spec says {expected[:12]}); a retry reads the new one")
+    return value
+
+
 def from_dict(cls: type[T], data: Any, path: str) -> T:
     """Build a spec dataclass from JSON, rejecting unknown keys (a typo would otherwise be silently ignored)."""
     if data is None:
@@ -112,8 +133,12 @@ class StepSpec:
         default="auto", metadata={"help": "'auto' (the GPU of CUDA_VISIBLE_DEVICES if any, else CPU), 'cpu' or 'cuda'."})
     dtype: str = dataclasses.field(
         default="auto", metadata={"help": "'auto' (bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'."})
+    inputs: dict = dataclasses.field(default_factory=dict, metadata={
+        "help": "{upstream step folder: sha256 of its manifest.json}, added by the launching activity. Part of the "
+                "spec's hash, so a step is reused only when the upstream outputs it reads are the same."})
 
     def __post_init__(self) -> None:
+        check_inputs("inputs", self.inputs)
         check_str("out_dir", self.out_dir)
         # A relative out_dir would land wherever the worker happens to run; the plan always writes absolute ones.
         if not os.path.isabs(self.out_dir):
@@ -154,6 +179,10 @@ def completed_manifest(out_dir: str | os.PathLike[str], spec: dict[str, Any]) ->
     return manifest
 
 
+# What a step folder keeps when its inputs change: the launcher's spec and logs, and the writer's lock.
+KEPT_ON_INPUT_CHANGE = frozenset({"spec.json", "logs", ".step.lock"})
+
+
 def guard_resume(out_dir: str | os.PathLike[str], spec: dict[str, Any], ignore: tuple[str, ...] = ("device",)) -> None:
     """Refuse to resume per-item results that an earlier run wrote for a different spec.
 
@@ -162,15 +191,30 @@ def guard_resume(out_dir: str | os.PathLike[str], spec: dict[str, Any], ignore: 
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    identity = spec_hash({k: v for k, v in spec.items() if k not in ignore})
+    identity = spec_hash({k: v for k, v in spec.items() if k not in ignore and k != "inputs"})
+    inputs = spec.get("inputs", {})
     marker = out / "spec_identity.json"
     if marker.is_file():
-        previous = json.loads(marker.read_text()).get("identity")
-        if previous != identity:
+        recorded = json.loads(marker.read_text())
+        if recorded.get("identity") != identity:
             raise SpecError("out_dir", str(out), "an empty folder or one that an earlier attempt of the same spec wrote "
                             "(it holds results of a different spec; use a new out_dir)")
-        return
-    marker.write_text(json.dumps({"identity": identity}) + "\n")
+        # A marker from before inputs were recorded has no "inputs": its results are kept, as they were then.
+        if "inputs" not in recorded or recorded["inputs"] == inputs:
+            if "inputs" not in recorded:
+                atomic_write_json(marker, {"identity": identity, "inputs": inputs})
+            return
+        # Same step, same settings, but an upstream step was recomputed: every result here was made from
+        # inputs that are gone, so all of it is dropped (never mixed with results of the new inputs).
+        log(f"warning: {out}: upstream outputs changed since the results here were made; recomputing them all")
+        for entry in out.iterdir():
+            if entry.name in KEPT_ON_INPUT_CHANGE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    atomic_write_json(marker, {"identity": identity, "inputs": inputs})
 
 
 def require_file(path: str | os.PathLike[str], what: str) -> Path:
