@@ -39,6 +39,31 @@ def test_tokenize_splits_punctuation_like_nltk():
         "a", "hot-dog", "(", "on", "a", "plate", ")", ";", "1,000", "birds"]
 
 
+@pytest.mark.parametrize("caption, tokens", [
+    # Punkt ends a sentence at a period followed by punctuation, so the period leaves the word
+    # (expected tokens worked out from NLTK's Punkt rules: a period-final word that is no known
+    # abbreviation is a sentence break; the break falls right after the period).
+    ('a dog." a cat', ["a", "dog", ".", "''", "a", "cat"]),
+    ("(a dog.) a cat", ["(", "a", "dog", ".", ")", "a", "cat"]),
+    ("a **dog.** a cat", ["a", "*", "*", "dog", ".", "*", "*", "a", "cat"]),
+    ("a dog!\" the cat", ["a", "dog", "!", "''", "the", "cat"]),
+    # ... but not inside a word, nor after an abbreviation of the English Punkt model, nor after a number
+    ("a dog.a cat", ["a", "dog.a", "cat"]),
+    ("mr. smith and his dog. the cat", ["mr.", "smith", "and", "his", "dog", ".", "the", "cat"]),
+    ("there are 2. dogs", ["there", "are", "2.", "dogs"]),
+    ("a dog... a cat", ["a", "dog", "...", "a", "cat"]),
+])
+def test_sentences_end_where_punkt_ends_them(caption, tokens):
+    assert word_tokenize(caption) == tokens
+
+
+def test_an_object_before_a_closing_quote_or_bracket_is_found():
+    coco = Vocabulary.from_file(COCO_SYNONYMS)
+    # The old splitter (a break only before white space) kept "dog." and "cat." glued and missed them.
+    assert coco.mentions('He said "look at the dog." A cat (or a cat.) sits on the **bench.**') == [
+        ("dog", "dog"), ("cat", "cat"), ("cat", "cat"), ("bench", "bench")]
+
+
 def test_object_mentions_follow_the_official_rules():
     coco = Vocabulary.from_file(COCO_SYNONYMS)
     assert coco.mentions("A man and his dogs sit on a bench.") == [("man", "person"), ("dog", "dog"), ("bench", "bench")]

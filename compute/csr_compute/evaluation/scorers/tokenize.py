@@ -1,66 +1,54 @@
-"""Word tokenisation in the manner of ``nltk.word_tokenize`` (Punkt sentences, then Treebank words).
+"""Word tokenisation as ``nltk.word_tokenize`` does it: Punkt sentences, then NLTK's Treebank words.
 
-CHAIR tokenises captions with NLTK. What matters for it is where punctuation is split off: a period
-is split from the last word of each sentence, commas, semicolons, brackets, quotes and "?!" are split,
-clitics ("'s", "n't", ...) become their own tokens, hyphenated words stay whole. This module
-re-implements NLTK's Treebank rules; sentences are split after ".", "!" or "?" followed by white
-space, where Punkt would also keep known abbreviations ("mr.") together. That difference does not
-touch object words, and it keeps the scorer free of NLTK and its downloaded models.
+CHAIR's official code (``LisaAnne/Hallucination`` ``utils/chair.py``) runs
+``nltk.word_tokenize(caption.lower())``. Where the sentences end decides whether a final period is split
+from its word ("dog." -> "dog", "."), so it decides whether an object is found: Punkt also ends a
+sentence at ``dog." a``, ``(a dog.)`` or ``dog.**``, where a period is followed by punctuation rather
+than white space. This module therefore runs NLTK's own code (``PunktSentenceTokenizer`` and
+``NLTKWordTokenizer``, pinned in requirements.txt) instead of re-implementing it.
+
+Why not ``nltk.word_tokenize`` itself: it loads the trained English Punkt model, which is not in the
+NLTK package but a separate download from the network (``nltk.download('punkt_tab')``), unavailable
+on offline clusters and not on a package registry. The parts of that model that can change a
+lower-cased caption's tokens ship in ``data/``: its abbreviation list (so "mr." stays one token, as in
+NLTK) and its collocations. Its other two parts only matter for text with capitals (sentence starters)
+or for whether a number or single letter before a lower-case word ends a sentence (orthographic
+context); neither changes a word that is not a number or a single letter, so on CHAIR's lower-cased
+captions the tokens that can name an object are the same as with the full model.
 """
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
+from pathlib import Path
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+from nltk.tabdata import PunktDecoder
+from nltk.tokenize.destructive import NLTKWordTokenizer
+from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
-_STARTING_QUOTES = [
-    (re.compile(r"([«“‘„]|[`]+)"), r" \1 "),
-    (re.compile(r'^"'), r"``"),
-    (re.compile(r"(``)"), r" \1 "),
-    (re.compile(r"([ (\[{<])(\"|'{2})"), r"\1 `` "),
-    (re.compile(r"(?i)(')(?!re|ve|ll|m|t|s|d|n)(\w)\b"), r"\1 \2"),
-]
-_PUNCTUATION = [
-    (re.compile(r"([^.])(\.)([\])}>\"']*)\s*$"), r"\1 \2 \3 "),
-    (re.compile(r"([:,])([^\d])"), r" \1 \2"),
-    (re.compile(r"([:,])$"), r" \1 "),
-    (re.compile(r"\.{2,}"), r" \g<0> "),
-    (re.compile(r"[;@#$%&]"), r" \g<0> "),
-    (re.compile(r"([^.])(\.)([\])}>\"']*)\s*$"), r"\1 \2\3 "),
-    (re.compile(r"[?!]"), r" \g<0> "),
-    (re.compile(r"([^'])' "), r"\1 ' "),
-    (re.compile(r"[*]"), r" \g<0> "),
-]
-_BRACKETS = (re.compile(r"[\]\[(){}<>]"), r" \g<0> ")
-_DOUBLE_DASH = (re.compile(r"--"), r" -- ")
-_ENDING_QUOTES = [
-    (re.compile(r"([»”’])"), r" \1 "),
-    (re.compile(r"''"), " '' "),
-    (re.compile(r'"'), " '' "),
-    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
-    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
-]
-_CONTRACTIONS = [re.compile(pattern) for pattern in (
-    r"(?i)\b(can)(?#X)(not)\b", r"(?i)\b(d)(?#X)('ye)\b", r"(?i)\b(gim)(?#X)(me)\b", r"(?i)\b(gon)(?#X)(na)\b",
-    r"(?i)\b(got)(?#X)(ta)\b", r"(?i)\b(lem)(?#X)(me)\b", r"(?i)\b(more)(?#X)('n)\b", r"(?i)\b(wan)(?#X)(na)(?=\s)",
-    r"(?i) ('t)(?#X)(is)\b", r"(?i) ('t)(?#X)(was)\b",
-)]
+_DATA = Path(__file__).resolve().parents[1] / "data"
+PUNKT_ABBREVIATIONS = _DATA / "punkt_english_abbrev_types.txt"
+PUNKT_COLLOCATIONS = _DATA / "punkt_english_collocations.txt"
 
 
-def _treebank_words(sentence: str) -> list[str]:
-    text = sentence
-    for pattern, replacement in _STARTING_QUOTES + _PUNCTUATION:
-        text = pattern.sub(replacement, text)
-    for pattern, replacement in (_BRACKETS, _DOUBLE_DASH):
-        text = pattern.sub(replacement, text)
-    text = f" {text} "
-    for pattern, replacement in _ENDING_QUOTES:
-        text = pattern.sub(replacement, text)
-    for pattern in _CONTRACTIONS:
-        text = pattern.sub(r" \1 \2 ", text)
-    return text.split()
+@lru_cache(maxsize=1)
+def _tokenizers() -> tuple[PunktSentenceTokenizer, NLTKWordTokenizer]:
+    params = PunktParameters()
+    decoder = PunktDecoder()
+    # Read as NLTK's load_punkt_params reads the punkt_tab files, so the sets are identical.
+    with open(PUNKT_ABBREVIATIONS, encoding="utf-8") as f:
+        params.abbrev_types = decoder.txt2set(f)
+    with open(PUNKT_COLLOCATIONS, encoding="utf-8") as f:
+        params.collocations = set(decoder.tab2tups(f))
+    return PunktSentenceTokenizer(params), NLTKWordTokenizer()
+
+
+def sent_tokenize(text: str) -> list[str]:
+    """Sentences as ``nltk.sent_tokenize`` splits lower-cased text."""
+    return _tokenizers()[0].tokenize(text)
 
 
 def word_tokenize(text: str) -> list[str]:
-    return [word for sentence in _SENTENCE_END.split(text.strip()) if sentence for word in _treebank_words(sentence)]
+    """Tokens as ``nltk.word_tokenize`` gives them for lower-cased text."""
+    sentences, words = _tokenizers()
+    return [token for sentence in sentences.tokenize(text) for token in words.tokenize(sentence)]
