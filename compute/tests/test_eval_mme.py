@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from csr_compute.evaluation.answers import match_answers, read_answers
+from csr_compute.contract import SpecError
 from csr_compute.evaluation.datafiles import DataError
 from csr_compute.evaluation.registry import get_benchmark, load_dataset
 from csr_compute.evaluation.scorers.mme import COGNITION, PERCEPTION, parse_yes_no_other
@@ -35,12 +36,59 @@ def answers_file(path: Path, texts: dict[str, str | None]) -> Path:
     return path
 
 
+def official_parse(pred_ans: str) -> str:
+    """BradyFU/Awesome-Multimodal-Large-Language-Models (Evaluation branch) eval_tool/calculation.py:
+    ``pred_ans = pred_ans.lower()`` then ``parse_pred_ans``, line by line."""
+    pred_ans = pred_ans.lower()
+    if pred_ans in ["yes", "no"]:
+        pred_label = pred_ans
+    else:
+        prefix_pred_ans = pred_ans[:4]
+        if "yes" in prefix_pred_ans:
+            pred_label = "yes"
+        elif "no" in prefix_pred_ans:
+            pred_label = "no"
+        else:
+            pred_label = "other"
+    return pred_label
+
+
+EDGE_CASES = ["Yes", "No.", " yes", "   yes", "...yes", "y.e.s", "Y.E.S.", " no", "Not really", "yesterday",
+              "There are two.", "N", "y", "n.", "Maybe", "", "NO", "no\n", "\nyes", "The answer is yes.", "nope"]
+
+
 @pytest.mark.parametrize("text, label", [
-    ("Yes", "yes"), ("No.", "no"), (" yes", "yes"), ("Not really", "no"), ("yesterday", "yes"),
+    ("Yes", "yes"), ("No.", "no"), ("Not really", "no"), ("yesterday", "yes"), (" no", "no"),
+    # calculation.py only lower-cases: a blank or a period before "yes" hides it from the first four characters
+    (" yes", "yes"), ("   yes", "other"), ("...yes", "other"), ("y.e.s", "other"),
     ("There are two.", "other"), ("N", "other"), ("Maybe", "other"),
 ])
 def test_parse(text, label):
     assert parse_yes_no_other(text) == label
+
+
+@pytest.mark.parametrize("text, label", [
+    ("   yes", "yes"), ("...yes", "yes"), ("y.e.s", "yes"), ("N", "no"), ("y.", "yes"), ("x", "other"),
+])
+def test_lmms_eval_rule_is_an_option(text, label):
+    assert parse_yes_no_other(text, "lmms_eval") == label
+
+
+def test_default_parse_equals_calculation_py_on_edge_cases():
+    for text in EDGE_CASES:
+        assert parse_yes_no_other(text) == official_parse(text), text
+
+
+def test_parse_option_reaches_the_scorer(tmp_path):
+    make_release(tmp_path, {})
+    benchmark = get_benchmark("mme")
+    answers = {}
+    for rule, expected in (("official", 50.0), ("lmms_eval", 100.0)):
+        dataset = load_dataset(benchmark, tmp_path, split="color", options={"parse": rule})
+        answers = {item.question_id: ("...yes" if item.truth["label"] == "yes" else "No") for item in dataset.items}
+        assert score(benchmark, dataset, answers)["color/acc"] == expected, rule
+    with pytest.raises(SpecError, match=r"benchmark.parse: expected official .* or lmms_eval"):
+        load_dataset(benchmark, tmp_path, split="color", options={"parse": "loose"})
 
 
 def test_scores_and_totals(tmp_path):

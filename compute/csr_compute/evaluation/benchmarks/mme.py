@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from ...contract import SpecError
 from ..datafiles import DataError
 from ..registry import SHORT_ANSWER, Benchmark, Dataset, Item, LoadRequest
-from ..scorers.mme import COGNITION, PERCEPTION, parse_yes_no_other, subtask_scores
+from ..scorers.mme import COGNITION, PARSE_RULES, PERCEPTION, parse_yes_no_other, subtask_scores
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -32,6 +33,9 @@ def _image_for(image_dir: Path, stem: str, txt: Path) -> Path:
 
 
 def load(request: LoadRequest) -> Dataset:
+    rule = request.options.get("parse", "official")
+    if rule not in PARSE_RULES:
+        raise SpecError("benchmark.parse", rule, "official (calculation.py, the default) or lmms_eval")
     subtasks = [request.split] if request.split else list(PERCEPTION + COGNITION)
     items: list[Item] = []
     for subtask in subtasks:
@@ -62,7 +66,7 @@ def load(request: LoadRequest) -> Dataset:
                     group=f"{subtask}/{image.name}",
                     truth={"subtask": subtask, "label": label},
                 ))
-    return Dataset(items=items, source=request.data_dir)
+    return Dataset(items=items, source=request.data_dir, extra={"parse": rule})
 
 
 def score(dataset: Dataset, answers: Mapping[str, str | None], _context: Any) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def score(dataset: Dataset, answers: Mapping[str, str | None], _context: Any) ->
         images.setdefault(item.group, []).append((item.truth["label"], answers[item.question_id]))
     metrics: dict[str, Any] = {}
     for subtask, images in per_subtask.items():
-        for name, value in subtask_scores(images.values()).items():
+        for name, value in subtask_scores(images.values(), dataset.extra.get("parse", "official")).items():
             metrics[f"{subtask}/{name}"] = value
     for total, members in (("perception", PERCEPTION), ("cognition", COGNITION)):
         # A partial total (one split, or a limit) would look comparable to the published one: leave it out.
@@ -90,4 +94,6 @@ BENCHMARK = Benchmark(
     parse_answer=parse_yes_no_other,
     score=score,
     splits=PERCEPTION + COGNITION,
+    options={"parse": "answer rule: official (calculation.py, lower-case only; default) or lmms_eval (also strips, "
+                      "removes '.', reads a bare y/n)"},
 )
