@@ -1,10 +1,15 @@
-"""VQA accuracy with EvalAI answer normalisation (VizWiz, as lmms-eval ``vizwiz_vqa/utils.py`` scores it).
+"""VQA accuracy for VizWiz, as the official VizWiz-VQA evaluation (``VQAEval`` of the VizWiz API) scores it.
 
-Normalisation (``EvalAIAnswerProcessor`` of MMF, also LLaVA ``m4c_evaluator.py``): lower-case; drop "," and
-"?"; "'s" -> " 's"; punctuation removed (or made a space, when it is not next to a space); periods not
-next to a digit removed; number words zero..ten -> digits ("none" -> "0"); articles dropped; common
-contractions restored ("dont" -> "don't"). Accuracy of a prediction = mean over the human answers of
-min(1, matches among the other answers / 3). "unanswerable" is an answer like any other.
+Official rule (the default): only the **prediction** is normalised: new lines and tabs become blanks,
+stripped, then ``processPunctuation`` (each mark of ``;/[]"{}()=+\\_-><@`,?!`` is removed where it
+touches a blank, or everywhere when the text has a "digit,digit", else it becomes a blank; periods not
+before a digit removed) and ``processDigitArticle`` (lower-case, number words zero..ten -> digits,
+"none" -> "0", articles dropped, contractions restored). The human answers are compared **raw**.
+Accuracy = mean over the human answers of min(1, matches among the other answers / 3).
+
+``rule="lmms_eval"``: lmms-eval's ``vizwiz_vqa/utils.py`` instead runs the EvalAI answer processor (MMF,
+LLaVA ``m4c_evaluator.py``: also drops "," and "?" first and splits "'s") on the prediction **and** the
+human answers, which scores raw answers higher.
 """
 
 from __future__ import annotations
@@ -69,17 +74,38 @@ def _digits_and_articles(text: str) -> str:
 
 
 def normalize_answer(text: str) -> str:
+    """EvalAI's answer processor (lmms-eval applies it to prediction and human answers)."""
     text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
     text = text.replace("\n", " ").replace("\t", " ").strip()
     return _digits_and_articles(_punctuation(text))
 
 
-def vqa_accuracy(prediction: str | None, human_answers: list[str]) -> float:
+# The official VizWiz evaluation's own "digit,digit" test (EvalAI's differs: "(?<=\d)(\,)+(?=\d)").
+_VIZWIZ_COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
+RULES = ("official", "lmms_eval")
+
+
+def normalize_prediction(text: str) -> str:
+    """The official VizWiz evaluation's normalisation of a prediction (its human answers stay raw)."""
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    out = text
+    for p in _PUNCTUATIONS:
+        if (p + " " in text or " " + p in text) or _VIZWIZ_COMMA_STRIP.search(text) is not None:
+            out = out.replace(p, "")
+        else:
+            out = out.replace(p, " ")
+    return _digits_and_articles(_PERIOD_STRIP.sub("", out, _PERIOD_STRIP_COUNT))
+
+
+def vqa_accuracy(prediction: str | None, human_answers: list[str], rule: str = "official") -> float:
     """Accuracy in [0, 1] of one prediction against the human answers (leave-one-out, min(matches / 3, 1))."""
     if prediction is None or not human_answers:
         return 0.0
-    predicted = normalize_answer(prediction)
-    humans = [normalize_answer(answer) for answer in human_answers]
+    if rule == "lmms_eval":
+        predicted = normalize_answer(prediction)
+        humans = [normalize_answer(answer) for answer in human_answers]
+    else:
+        predicted, humans = normalize_prediction(prediction), list(human_answers)
     scores = []
     for i in range(len(humans)):
         matches = sum(1 for j, other in enumerate(humans) if j != i and other == predicted)
