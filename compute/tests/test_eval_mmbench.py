@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from csr_compute.evaluation.answers import match_answers, read_answers
+from csr_compute.contract import SpecError
 from csr_compute.evaluation.datafiles import DataError
 from csr_compute.evaluation.registry import get_benchmark, load_dataset
 from csr_compute.evaluation.scorers.mmbench import Row, circular_eval, infer_letter, infer_option, matching_prompt
@@ -35,12 +36,30 @@ def test_fixture_circular_accuracy():
     m = score(benchmark, dataset, match_answers(dataset, read_answers(FIXTURE / "answers.jsonl")))
     # Q0: all four rotations right (letters "B", "A.", "The answer is D", option text "dog"); Q1: third
     # rotation wrong; Q2: "I think it is A" is unparseable -> first draw of Random(2680) over ABCDE is E (wrong);
-    # Q3: a rotation has no answer.
-    assert random.Random(2680).randint(0, 4) == 4
+    # Q3: rotation 1000003 has no answer: an empty prediction, so it takes the second draw, 3 -> "D" (wrong, "A").
+    draws = random.Random(2680)
+    assert (draws.randint(0, 4), draws.randint(0, 4)) == (4, 3)
     assert m["circular_accuracy"] == pytest.approx(25.0)
     assert (m["category/animal"], m["category/color"], m["category/time"], m["category/count"]) == (100.0, 0.0, 0.0, 0.0)
-    assert (m["unparsed_rows"], m["random_choice_rows"], m["judge_matched_rows"]) == (1, 1, 0)
+    assert (m["unparsed_rows"], m["random_choice_rows"], m["judge_matched_rows"]) == (2, 2, 0)
     assert (m["circular_questions"], m["questions"], m["missing_answers"]) == (4, 11, 1)
+    # The earlier rule, kept as an option: the missing row makes Q3 wrong without a draw.
+    dataset = load_dataset(benchmark, FIXTURE, options={"missing": "wrong"})
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(FIXTURE / "answers.jsonl")))
+    assert (m["circular_accuracy"], m["unparsed_rows"], m["random_choice_rows"]) == (25.0, 1, 1)
+    with pytest.raises(SpecError, match=r"benchmark.missing: expected official \(the default\) or wrong"):
+        load_dataset(benchmark, FIXTURE, options={"missing": "skip"})
+
+
+def test_missing_answer_takes_its_random_draw_as_the_official_code():
+    # Official: an empty prediction gets draw 1 (4 -> "E", wrong), and the unparsed Q1 draw 2 (3 -> "D", right).
+    # Marked wrong without a draw instead, Q1 would get draw 1 ("E") and be wrong: the sequence shifts.
+    def groups():
+        return {0: [Row(0, "A", {"A": "x", "B": "y"}, ["x", "y"], "q", None)],
+                1: [Row(1, "D", {"A": "x", "B": "y", "C": "z", "D": "w"}, ["x", "y", "z", "w"], "q", "gibberish")]}
+
+    assert circular_eval(groups(), num_option_columns=4, ask_judge=None).hits == {0: False, 1: True}
+    assert circular_eval(groups(), num_option_columns=4, ask_judge=None, missing="wrong").hits == {0: False, 1: False}
 
 
 def test_early_wrong_row_spares_the_random_draw():

@@ -10,9 +10,10 @@ import re
 import sys
 from typing import Any, Mapping
 
+from ...contract import SpecError
 from ..datafiles import DataError, first_existing
 from ..registry import OPTION_LETTER, Benchmark, Dataset, Item, LoadRequest, ScoreContext
-from ..scorers.mmbench import Row, circular_accuracy, circular_eval, infer_letter
+from ..scorers.mmbench import MISSING_RULES, Row, circular_accuracy, circular_eval, infer_letter
 from ..scorers import percent
 
 DEFAULT_FILES = {"dev": "mmbench_dev_20230712.tsv"}
@@ -40,6 +41,9 @@ def _read_rows(path) -> tuple[list[dict[str, str]], list[str]]:
 
 
 def load(request: LoadRequest) -> Dataset:
+    missing = request.options.get("missing", "official")
+    if missing not in MISSING_RULES:
+        raise SpecError("benchmark.missing", missing, "official (the default) or wrong")
     name = request.options.get("file")
     path = first_existing(request.data_dir, [name] if name else [DEFAULT_FILES[request.split or "dev"]],
                           "MMBench TSV")
@@ -84,7 +88,7 @@ def load(request: LoadRequest) -> Dataset:
             truth={"index": index, "answer": answer, "options": options, "in_order": in_order, "question": question,
                    "category": row.get("category") or "", "l2": row.get("l2-category") or ""},
         ))
-    return Dataset(items=items, source=path, extra={"option_columns": len(option_columns)})
+    return Dataset(items=items, source=path, extra={"option_columns": len(option_columns), "missing": missing})
 
 
 def _metric_name(text: str) -> str:
@@ -107,7 +111,7 @@ def score(dataset: Dataset, answers: Mapping[str, str | None], context: ScoreCon
     ask = None
     if context.judge is not None:
         ask = lambda prompt: context.judge.complete(prompt, temperature=0.0, max_tokens=256)  # noqa: E731
-    result = circular_eval(groups, dataset.extra["option_columns"], ask)
+    result = circular_eval(groups, dataset.extra["option_columns"], ask, dataset.extra.get("missing", "official"))
     metrics: dict[str, Any] = {"circular_accuracy": circular_accuracy(result)}
     for key, prefix in (("category", "category"), ("l2", "l2_category")):
         by: dict[str, list[bool]] = {}
@@ -132,5 +136,7 @@ BENCHMARK = Benchmark(
     splits=("dev",),
     default_split="dev",
     judge_optional=True,
-    options={"file": "TSV file name inside the data folder (default mmbench_dev_20230712.tsv)"},
+    options={"file": "TSV file name inside the data folder (default mmbench_dev_20230712.tsv)",
+             "missing": "a missing answer: official (an empty prediction: judge, then the seeded random letter; "
+                        "default) or wrong (its question is wrong, no draw)"},
 )

@@ -8,14 +8,16 @@ Letter extraction per row: first the rule-based matcher (a lone option letter am
 judge with the official matching prompt when one is configured (3 tries); else a random letter among
 A-D plus E, from ``random.Random(2680)`` as in the official code. Rows are visited in index order and a
 question stops at its first wrong row, so the random draws follow the official sequence. A missing
-answer makes its question wrong without a draw.
+answer is an empty prediction, as in the official pipeline (where every row has one): no rule reads a
+letter from it, so it goes to the judge, then to a random letter, and takes its draw in the sequence.
+``missing="wrong"`` (this project's earlier rule) instead makes its question wrong without a draw.
 """
 
 from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from . import percent
@@ -99,8 +101,11 @@ class CircularResult:
     random_rows: int = 0
 
 
+MISSING_RULES = ("official", "wrong")
+
+
 def circular_eval(groups: dict[int, list[Row]], num_option_columns: int,
-                  ask_judge: Callable[[str], str] | None) -> CircularResult:
+                  ask_judge: Callable[[str], str] | None, missing: str = "official") -> CircularResult:
     rng = random.Random(SEED)
     result = CircularResult()
 
@@ -121,6 +126,8 @@ def circular_eval(groups: dict[int, list[Row]], num_option_columns: int,
 
     for main in sorted(groups):
         rows = sorted(groups[main], key=lambda r: r.index)
+        if missing == "official":
+            rows = [row if row.prediction is not None else replace(row, prediction="") for row in rows]
         hit = all(row.prediction is not None for row in rows)
         predicted: list[str | None] = []
         if hit:
