@@ -70,6 +70,8 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       history: state.history,
       resumedFrom: state.resumedFrom,
       ...(rejectedParams ? { rejectedParams } : {}),
+      objective: state.config.evaluate.objective,
+      objectiveDirection: state.config.evaluate.objective_direction,
     }),
   );
 

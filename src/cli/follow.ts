@@ -1,119 +1,166 @@
 /**
- * Following a run on the terminal: a live bar per running step and shard (from heartbeats), then a
- * summary table (iteration x metric) and the UI links. Without a TTY (CI, logs) it prints a line per
- * change instead of redrawing.
+ * Following a run on the terminal (`csr run --wait`, `csr start`, `csr follow ID`). On a terminal: one
+ * live bar per running step, replaced by one line when it ends. Otherwise (CI, logs): one line when a
+ * step starts, a progress line at most once a minute while it runs, and one line when it ends, with
+ * its items total / reused / computed. Then the summary table and the UI links. Ctrl-C detaches: the
+ * run goes on.
  */
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../client/temporal';
 import { viewRun, type ActivityProgress, type RunView } from '../client/progress';
-import type { IterationSummary } from '../shared/run-types';
-import { metric, seconds, table, uiLinks } from './output';
+import type { StepSummary } from '../shared/run-types';
+import { clock, summaryTable } from './summary-table';
+import { uiLinks } from './output';
+
+export { changeVsStart, summaryTable } from './summary-table';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function barName(activity: ActivityProgress, view: RunView): string {
-  const iteration = view.run?.currentIteration;
-  return `${iteration === undefined ? '' : `iter ${iteration} `}${activity.step}${activity.label ? ` ${activity.label}` : ''}`;
+/** `generate shard-0`, `dpo train`, `merge` (a label that repeats the step name is not printed twice). */
+export function stepName(step: string, label?: string): string {
+  return label && label !== step ? `${step} ${label}` : step;
 }
 
-function progressLine(activity: ActivityProgress, view: RunView): string {
-  const rate = activity.rate ? `${activity.rate.toFixed(2)} ${activity.unit ?? 'items'}/s` : '';
-  const eta = activity.etaS !== undefined ? `ETA ${seconds(activity.etaS)}` : '';
+/** `12/256 items  3.20 items/s  ETA 1m10s`: only the parts that are known (never `ETA -`). */
+export function progressText(activity: ActivityProgress): string {
+  const known = (v: number | undefined | null): v is number => typeof v === 'number' && Number.isFinite(v);
+  const unit = activity.unit ?? 'items';
+  const rate = known(activity.rate) && activity.rate > 0 ? `${activity.rate.toFixed(2)} ${unit}/s` : '';
+  const eta = known(activity.etaS) && activity.etaS > 0 ? `ETA ${clock(activity.etaS)}` : '';
   const retry = activity.attempt > 1 ? `attempt ${activity.attempt}` : '';
   const reused = activity.reused ? `${activity.reused} reused` : '';
-  return [barName(activity, view), `${activity.done ?? 0}/${activity.total ?? '?'}`, rate, eta, reused, retry]
-    .filter(Boolean)
-    .join('  ');
+  return [`${activity.done ?? 0}/${activity.total ?? '?'} ${unit}`, rate, eta, reused, retry].filter(Boolean).join('  ');
 }
 
-/** Poll until the run closes; returns the CLI exit code (0 = completed). */
-export async function followRun(workflowId: string, client?: Client): Promise<number> {
-  client ??= await connectClient();
-  const tty = Boolean(process.stdout.isTTY);
+/** The line printed when a step ends: every step, a skipped one as reused, never below its total. */
+export function endLine(iteration: number, s: StepSummary): string {
+  const name = `iter ${iteration} ${stepName(s.step, s.label)}`;
+  const counts =
+    s.itemsTotal === undefined
+      ? ''
+      : `${s.itemsTotal}/${s.itemsTotal} items (${s.itemsReused ?? 0} reused, ${s.itemsComputed ?? 0} computed)`;
+  const verb = s.state === 'skipped' ? 'reused' : s.state;
+  return [name, verb, counts, s.state === 'skipped' ? '' : clock(s.wallSeconds)].filter(Boolean).join('  ');
+}
+
+/** The steps of every iteration this view knows, finished ones from the history and the current one's. */
+function knownSteps(view: RunView): { iteration: number; step: StepSummary }[] {
+  const all = (view.run?.history ?? []).flatMap((h) => h.steps.map((step) => ({ iteration: h.iteration, step })));
+  if (view.iteration) all.push(...view.iteration.steps.map((step) => ({ iteration: view.iteration!.iteration, step })));
+  return all;
+}
+
+/** What `followRun` prints with, so tests can capture it. */
+export interface FollowOptions {
+  client?: Client;
+  /** Every headline metric and the pair statistics in the summary. @default false */
+  wide?: boolean;
+  /** Live bars (a terminal) or lines. @default process.stdout.isTTY */
+  tty?: boolean;
+  /** Poll interval. @default 1000 on a terminal, 3000 otherwise */
+  pollMs?: number;
+  /** Seconds between two progress lines of one running step without a terminal. @default 60 */
+  progressEveryS?: number;
+  /** Where lines go. @default console.log */
+  log?: (line: string) => void;
+}
+
+/** Poll until the run closes; returns the CLI exit code (0 = completed, 130 = detached with Ctrl-C). */
+export async function followRun(workflowId: string, clientOrOptions?: Client | FollowOptions): Promise<number> {
+  const options: FollowOptions =
+    clientOrOptions && 'workflow' in clientOrOptions ? { client: clientOrOptions } : ((clientOrOptions as FollowOptions | undefined) ?? {});
+  const client = options.client ?? (await connectClient());
+  const tty = options.tty ?? Boolean(process.stdout.isTTY);
+  const log = options.log ?? ((line: string) => console.log(line));
+  const progressEveryMs = (options.progressEveryS ?? 60) * 1000;
   const multibar = tty
-    ? new MultiBar(
-        { format: ' {name} |{bar}| {value}/{total} {unit} {rate} {eta_text}', hideCursor: true, clearOnComplete: false },
-        Presets.shades_classic,
-      )
+    ? new MultiBar({ format: ' {name} |{bar}| {progress}', hideCursor: true, clearOnComplete: false }, Presets.shades_classic)
     : undefined;
+  const say = (line: string) => (multibar ? multibar.log(`${line}\n`) : log(`[${new Date().toISOString().slice(11, 19)}] ${line}`));
   const bars = new Map<string, SingleBar>();
-  const printed = new Map<string, string>();
-  let lastStep = '';
-  let view: RunView;
-  for (;;) {
-    view = await viewRun(client, workflowId);
-    const step = `${view.run?.currentIteration ?? '-'}:${view.iteration?.currentStep ?? view.run?.phase ?? view.status}`;
-    if (step !== lastStep) {
-      const text = view.iteration?.currentStep
-        ? `iteration ${view.run?.currentIteration}: ${view.iteration.currentStep}`
-        : `${view.run?.phase ?? view.status.toLowerCase()}`;
-      if (multibar) multibar.log(`${text}\n`);
-      else console.log(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
-      lastStep = step;
-    }
-    for (const activity of view.activities) {
-      if (activity.total == null) continue; // no progress line from the step yet (loading)
-      const key = `${view.run?.currentIteration}:${activity.activityId}:${activity.step}:${activity.label}`;
-      if (multibar) {
-        const payload = {
-          name: barName(activity, view).padEnd(28),
-          unit: activity.unit ?? '',
-          rate: activity.rate ? `${activity.rate.toFixed(2)}/s` : '',
-          eta_text: activity.etaS !== undefined ? `ETA ${seconds(activity.etaS)}` : '',
-        };
-        const bar = bars.get(key) ?? multibar.create(activity.total, 0, payload);
-        bars.set(key, bar);
-        bar.setTotal(activity.total);
-        bar.update(activity.done ?? 0, payload);
-      } else {
-        const line = progressLine(activity, view);
-        if (printed.get(key) !== `${activity.done}`) {
-          console.log(`  ${line}`);
-          printed.set(key, `${activity.done}`);
+  const started = new Set<string>();
+  const ended = new Set<string>();
+  const lastProgress = new Map<string, number>();
+  let lastPhase = '';
+  let detached = false;
+  const onSigint = () => {
+    detached = true;
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    for (;;) {
+      const view = await viewRun(client, workflowId);
+      const phase = view.run?.phase ?? view.status.toLowerCase();
+      if (phase !== lastPhase && phase !== 'running') say(`run ${workflowId}: ${phase}`);
+      lastPhase = phase;
+      for (const { iteration, step } of knownSteps(view)) {
+        const key = `${iteration}:${step.step}:${step.label ?? ''}`;
+        if (step.state === 'running' && !started.has(key)) {
+          started.add(key);
+          if (!multibar) say(`iter ${iteration} ${stepName(step.step, step.label)}  started`);
+        }
+        if ((step.state === 'done' || step.state === 'skipped' || step.state === 'failed') && !ended.has(key)) {
+          ended.add(key);
+          started.add(key);
+          const bar = bars.get(key);
+          if (bar) {
+            multibar?.remove(bar);
+            bars.delete(key);
+          }
+          say(endLine(iteration, step));
         }
       }
+      const iteration = view.iteration?.iteration ?? view.run?.currentIteration;
+      for (const activity of view.activities) {
+        if (activity.total == null) continue; // no progress line from the step yet (loading)
+        const key = `${iteration}:${activity.step}:${activity.label ?? ''}`;
+        if (ended.has(key)) continue;
+        const name = `iter ${iteration ?? '-'} ${stepName(activity.step, activity.label)}`;
+        if (multibar) {
+          const payload = { name: name.padEnd(26), progress: progressText(activity) };
+          let bar = bars.get(key);
+          if (!bar) bars.set(key, (bar = multibar.create(activity.total, 0, payload)));
+          bar.setTotal(activity.total);
+          bar.update(activity.done ?? 0, payload);
+        } else if (Date.now() - (lastProgress.get(key) ?? Date.now()) >= progressEveryMs) {
+          say(`${name}  ${progressText(activity)}`);
+          lastProgress.set(key, Date.now());
+        } else if (!lastProgress.has(key)) {
+          lastProgress.set(key, Date.now());
+        }
+      }
+      if (view.status !== 'RUNNING' && view.status !== 'CONTINUED_AS_NEW') break;
+      for (let waited = 0; waited < (options.pollMs ?? (tty ? 1000 : 3000)) && !detached; waited += 200) await sleep(200);
+      if (detached) break;
     }
-    if (view.status !== 'RUNNING' && view.status !== 'CONTINUED_AS_NEW') break;
-    await sleep(tty ? 1000 : 3000);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    multibar?.stop();
   }
-  multibar?.stop();
+  if (detached) {
+    log('');
+    log(`detached from ${workflowId}; the run goes on. Re-attach: npx csr follow ${workflowId}  stop it: npx csr cancel ${workflowId}`);
+    return 130;
+  }
   const final = await viewRun(client, workflowId);
-  console.log('');
-  console.log(`run ${workflowId}: ${final.status.toLowerCase()}`);
-  if (final.failure) console.log(`failure: ${final.failure}`);
-  if (final.run?.history.length) console.log(summaryTable(final.run.history));
-  for (const line of uiLinks(workflowId)) console.log(line);
+  log('');
+  log(`run ${workflowId}: ${final.status.toLowerCase()}`);
+  if (final.failure) log(`failure: ${final.failure}`);
+  if (final.run?.history.length) {
+    log(summaryTable(final.run.history, { objective: final.run.objective, direction: final.run.objectiveDirection, wide: options.wide }));
+  }
+  for (const line of uiLinks(workflowId)) log(line);
   return final.status === 'COMPLETED' ? 0 : 1;
 }
 
-/** Counts and per-split breakdowns stay in `status --json` and MLflow; the table shows the headline figures. */
-const HEADLINE = /(^|\/)(CHAIR_S|CHAIR_I|recall|mean\/accuracy|mean\/f1|adversarial\/accuracy|accuracy|img_accuracy|image_accuracy|circular_accuracy|perception|cognition|total|relative_score)$/;
-const BREAKDOWN = /\/(random|popular|adversarial)\/(?!accuracy$)|\/(category|l2_category|dimension|capability|answer_type)\//;
-
-/** Iteration x headline metric, plus the preference-pair quality when the toy world's judge measured it. */
-export function summaryTable(history: IterationSummary[]): string {
-  const metricNames = [...new Set(history.flatMap((h) => Object.keys(h.metrics)))]
-    .filter((name) => HEADLINE.test(name) && !BREAKDOWN.test(name) && !/\/(random|popular)\//.test(name))
-    .sort();
-  const statNames = ['curate/pairs', 'curate/gt_better', 'curate/gt_equal', 'curate/gt_worse'].filter((name) =>
-    history.some((h) => h.stats[name] !== undefined),
-  );
-  const header = ['iteration', ...metricNames, ...statNames];
-  const rows = history.map((h) => [
-    String(h.iteration),
-    ...metricNames.map((m) => metric(h.metrics[m])),
-    ...statNames.map((s) => metric(h.stats[s])),
-  ]);
-  if (history.length > 1) rows.push(['change %', ...metricNames.map((m) => changeVsStart(history, m)), ...statNames.map(() => '')]);
-  return table([header, ...rows]);
-}
-
-/** The last iteration against iteration 0, in percent of iteration 0 (the result a person looks for). */
-export function changeVsStart(history: IterationSummary[], name: string): string {
-  const start = history[0]?.metrics[name];
-  const end = history[history.length - 1]?.metrics[name];
-  if (typeof start !== 'number' || typeof end !== 'number' || start === 0) return '-';
-  const change = ((end - start) / Math.abs(start)) * 100;
-  return `${change > 0 ? '+' : ''}${change.toFixed(1)}`;
+/** `csr follow ID`: re-attach to a run, or to a sweep (its runs' state changes, then its table). */
+export async function followCommand(id: string, options: { wide?: boolean } = {}): Promise<number> {
+  const client = await connectClient();
+  if ((await client.workflow.getHandle(id).describe()).type === 'csrSweep') {
+    // Loaded here: the sweep command imports the run command, which imports this file.
+    const { waitForSweep } = require('./sweep/command') as typeof import('./sweep/command');
+    return waitForSweep(client, id, { wait: true });
+  }
+  return followRun(id, { client, wide: options.wide });
 }

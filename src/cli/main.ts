@@ -38,6 +38,16 @@ function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise
   };
 }
 
+/** A completed run has nothing to resume: say so (exit 0) rather than plan a resume of nothing. */
+async function resumeUnlessDone<O>(id: string, options: O, resume: (id: string, options: O) => Promise<number>): Promise<number> {
+  const { connectClient } = require('../client/temporal') as typeof import('../client/temporal');
+  const { nothingToResume } = require('./resume-check') as typeof import('./resume-check');
+  const done = await nothingToResume(await connectClient(), id);
+  if (done === undefined) return resume(id, options);
+  console.log(done);
+  return 0;
+}
+
 export function buildProgram(): Command {
   const program = new Command('csr')
     .description('Calibrated Self-Rewarding for vision-language models, as durable Temporal workflows')
@@ -79,8 +89,8 @@ export function buildProgram(): Command {
       action(async () => {
         const { runCommand } = require('./run-command') as typeof import('./run-command');
         const { resumeCommand } = require('./resume-command') as typeof import('./resume-command');
-        return (options: { config: string; wait?: boolean; resumeFrom?: string }) =>
-          options.resumeFrom ? resumeCommand(options.resumeFrom, { wait: options.wait }) : runCommand(options);
+        return async (options: { config: string; wait?: boolean; resumeFrom?: string }) =>
+          options.resumeFrom ? resumeUnlessDone(options.resumeFrom, { wait: options.wait }, resumeCommand) : runCommand(options);
       }),
     );
 
@@ -102,17 +112,31 @@ export function buildProgram(): Command {
     .description('start a new run that reuses every completed step of run <id> and computes only what is missing')
     .option('--dry-run', 'show which iterations and steps would re-run, and start nothing')
     .option('--wait', 'follow the new run until it ends')
-    .action(action(async () => (require('./resume-command') as typeof import('./resume-command')).resumeCommand));
+    .action(
+      action(async () => {
+        const { resumeCommand } = require('./resume-command') as typeof import('./resume-command');
+        return (id: string, options: { dryRun?: boolean; wait?: boolean }) => resumeUnlessDone(id, options, resumeCommand);
+      }),
+    );
 
   program
     .command('status <id>')
-    .description("a run's state, iterations, steps (items total / reused / computed) and latest metrics")
+    .description("a run's (or sweep's) state, true start and duration, steps (items total / reused / computed) and summary")
     .option('--json', 'machine-readable output')
+    .option('--wide', 'every headline metric and the preference-pair statistics in the summary')
     .action(action(async () => (require('./status-command') as typeof import('./status-command')).statusCommand));
 
   program
+    .command('follow <id>')
+    .description('re-attach to a run: live progress until it ends, then its summary (Ctrl-C detaches; the run goes on)')
+    .option('--wide', 'every headline metric and the preference-pair statistics in the summary')
+    .action(
+      action(async () => (require('./follow') as typeof import('./follow')).followCommand),
+    );
+
+  program
     .command('list')
-    .description('runs: queued, running and done')
+    .description('runs and sweeps: queued, running and done, with their true start')
     .option('--json', 'machine-readable output')
     .option('--limit <n>', 'at most this many runs', integer('--limit', 1), 50)
     .action(action(async () => (require('./status-command') as typeof import('./status-command')).listCommand));

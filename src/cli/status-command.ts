@@ -1,10 +1,14 @@
-/** `csr status ID` and `csr list`: where runs stand. */
+/** `csr status ID` (a run or a sweep) and `csr list` (runs and sweeps): where they stand. */
+import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { connectClient } from '../client/temporal';
-import { quickQuery, viewRun, type RunView } from '../client/progress';
+import { chainTimes, quickQuery, viewRun, type RunView } from '../client/progress';
 import type { RunStatus, StepSummary } from '../shared/run-types';
-import { summaryTable } from './follow';
-import { metric, seconds, table, uiLinks } from './output';
+import type { SweepResult, SweepStatus } from '../shared/sweep-types';
+import { progressText, stepName } from './follow';
+import { clock, iterationWallTime, summaryTable } from './summary-table';
+import { table, uiLinks } from './output';
+import { sweepTableText } from './sweep/output';
 
 /** One step's state and item counts, in the snake_case names of the step manifests. */
 function stepCounts(s: StepSummary) {
@@ -35,10 +39,13 @@ export function statusJson(view: RunView) {
     currentIteration: view.run?.currentIteration,
     currentStep: view.iteration?.currentStep,
     paused: view.run?.paused ?? false,
+    objective: view.run?.objective,
+    objectiveDirection: view.run?.objectiveDirection,
     history: history.map((h) => ({
       iteration: h.iteration,
       model: h.model,
       improved: h.improved,
+      wallTime: iterationWallTime(h),
       steps: h.steps.map(stepCounts),
       metrics: h.metrics,
       stats: h.stats,
@@ -54,8 +61,40 @@ export function statusJson(view: RunView) {
   };
 }
 
-export async function statusCommand(id: string, options: { json?: boolean }): Promise<number> {
+/** One table of every step of every iteration the view knows: state, items total / reused / computed, time. */
+export function stepsTable(view: RunView): string | undefined {
+  const rows = [
+    ...(view.run?.history ?? []).flatMap((h) => h.steps.map((s) => ({ iteration: h.iteration, s }))),
+    ...(view.iteration?.steps ?? []).map((s) => ({ iteration: view.iteration!.iteration, s })),
+  ];
+  if (rows.length === 0) return undefined;
+  return table([
+    ['iter', 'step', 'state', 'total', 'reused', 'computed', 'time'],
+    ...rows.map(({ iteration, s }) => [
+      String(iteration),
+      stepName(s.step, s.label),
+      s.state === 'skipped' ? 'reused' : s.state,
+      String(s.itemsTotal ?? '-'),
+      String(s.itemsReused ?? '-'),
+      String(s.itemsComputed ?? '-'),
+      clock(s.wallSeconds),
+    ]),
+  ]);
+}
+
+/** Start and duration of a run across its continue-as-new segments, e.g. `started 2026-11-30 19:04:35 UTC, ran 12m30s`. */
+export function startLine(view: Pick<RunView, 'startTime' | 'closeTime' | 'status'>, now = new Date()): string | undefined {
+  if (!view.startTime) return undefined;
+  const start = new Date(view.startTime);
+  const end = view.closeTime && view.status !== 'RUNNING' ? new Date(view.closeTime) : now;
+  const verb = view.status === 'RUNNING' ? 'running for' : 'ran';
+  return `started ${view.startTime.slice(0, 19).replace('T', ' ')} UTC, ${verb} ${clock((end.getTime() - start.getTime()) / 1000)}`;
+}
+
+export async function statusCommand(id: string, options: { json?: boolean; wide?: boolean }): Promise<number> {
   const client = await connectClient();
+  const description = await client.workflow.getHandle(id).describe();
+  if (description.type === 'csrSweep') return sweepStatus(client, id, options);
   const view = await viewRun(client, id);
   if (options.json) {
     console.log(JSON.stringify(statusJson(view), null, 2));
@@ -63,73 +102,118 @@ export async function statusCommand(id: string, options: { json?: boolean }): Pr
   }
   const run = view.run;
   console.log(`run ${id}: ${run?.phase ?? view.status.toLowerCase()}${run?.paused ? ' (paused)' : ''}`);
+  const started = startLine(view);
+  if (started) console.log(started);
   if (run?.resumedFrom) console.log(`resumed from ${run.resumedFrom}`);
   if (view.failure) console.log(`failure: ${view.failure}`);
   if (run) console.log(`iteration ${run.currentIteration ?? '-'} of ${run.iterations}${view.iteration?.currentStep ? `, step: ${view.iteration.currentStep}` : ''}`);
-  if (view.iteration?.steps.length) {
-    console.log(
-      table([
-        ['step', 'shard', 'state', 'total', 'reused', 'computed', 'time'],
-        ...view.iteration.steps.map((s) => [
-          s.step,
-          s.label ?? '',
-          s.state,
-          String(s.itemsTotal ?? '-'),
-          String(s.itemsReused ?? '-'),
-          String(s.itemsComputed ?? '-'),
-          seconds(s.wallSeconds),
-        ]),
-      ]),
-    );
-  }
+  const steps = stepsTable(view);
+  if (steps) console.log(steps);
   for (const a of view.activities) {
-    const eta = a.etaS !== undefined ? ` ETA ${seconds(a.etaS)}` : '';
-    console.log(`  running: ${a.step} ${a.label ?? ''} ${a.done ?? 0}/${a.total ?? '?'}${a.rate ? ` at ${metric(a.rate)}/s` : ''}${eta}${a.attempt > 1 ? ` (attempt ${a.attempt})` : ''}`);
+    if (a.total == null) continue;
+    console.log(`  running: iter ${view.iteration?.iteration ?? run?.currentIteration ?? '-'} ${stepName(a.step, a.label)} ${progressText(a)}`);
   }
-  if (run?.history.length) console.log(summaryTable(run.history));
+  if (run?.history.length) {
+    console.log('');
+    console.log(summaryTable(run.history, { objective: run.objective, direction: run.objectiveDirection, wide: options.wide }));
+  }
+  if (view.status === 'RUNNING') console.log(`follow it: npx csr follow ${id}`);
   for (const line of uiLinks(id)) console.log(line);
   return 0;
 }
 
-export async function listCommand(options: { json?: boolean; limit?: number }): Promise<number> {
-  const client = await connectClient();
-  const rows: { id: string; status: string; phase?: string; iteration?: string; start?: string; close?: string }[] = [];
-  for await (const execution of client.workflow.list({ query: "WorkflowType = 'csrRun'" })) {
-    if (rows.some((r) => r.id === execution.workflowId)) continue; // continue-as-new chains list once
-    const row: (typeof rows)[number] = {
-      id: execution.workflowId,
-      status: execution.status.name,
-      start: execution.startTime.toISOString(),
-      close: execution.closeTime?.toISOString(),
-    };
-    if (execution.status.name === 'RUNNING') {
-      const status = await quickQuery<RunStatus>(client, execution.workflowId, 'runStatus');
-      if (!status) {
-        row.phase = 'no worker answers';
-      } else {
-        row.phase = status.phase;
-        row.iteration = `${status.currentIteration ?? '-'}/${status.iterations}`;
-        // A run whose steps wait for a free GPU worker (scheduled, not started) shows as queued.
-        const pending = (await client.workflow.getHandle(execution.workflowId).describe()).raw.pendingActivities ?? [];
-        if (pending.length > 0 && pending.every((p) => p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED))
-          row.phase = 'queued';
-      }
-    }
-    rows.push(row);
-    if (rows.length >= (options.limit ?? 50)) break;
-  }
+/** `csr status SWEEP_ID`: the sweep's phase, each run's state and items computed per iteration, its table when done. */
+async function sweepStatus(client: Client, id: string, options: { json?: boolean }): Promise<number> {
+  const handle = client.workflow.getHandle(id);
+  const description = await handle.describe();
+  const status = await quickQuery<SweepStatus>(client, id, 'sweepStatus');
+  let result: SweepResult | undefined;
+  if (description.status.name === 'COMPLETED') result = (await handle.result()) as SweepResult;
+  const runs = status?.runs ?? result?.runs ?? [];
+  const chain = await chainTimes(client, id).catch(() => ({ start: undefined, close: undefined }));
+  const startTime = (chain.start ?? description.startTime).toISOString();
   if (options.json) {
-    console.log(JSON.stringify(rows, null, 2));
+    console.log(JSON.stringify({ workflowId: id, kind: 'sweep', temporalStatus: description.status.name, phase: status?.phase, startTime, closeTime: description.closeTime?.toISOString(), runs, table: result?.table }, null, 2));
     return 0;
   }
-  if (rows.length === 0) {
+  console.log(`sweep ${id}: ${status?.phase ?? description.status.name.toLowerCase()}`);
+  const started = startLine({ startTime, closeTime: description.closeTime?.toISOString(), status: description.status.name });
+  if (started) console.log(started);
+  if (runs.length) {
+    console.log(
+      table([
+        ['cell', 'seed', 'state', 'items computed per iteration', 'run'],
+        ...runs.map((r) => [String(r.cell), String(r.seed), r.state, r.computedByIteration?.join(' ') ?? '-', r.workflowId]),
+      ]),
+    );
+  }
+  for (const r of runs) if (r.failure) console.log(`failed: cell ${r.cell} seed ${r.seed}: ${r.failure}`);
+  if (result) console.log(sweepTableText(result));
+  console.log(`per-step counts of a run: npx csr status <run>`);
+  for (const line of uiLinks(id)) console.log(line);
+  return 0;
+}
+
+/** One row of `csr list`. */
+interface ListRow {
+  id: string;
+  kind: 'run' | 'sweep' | 'sweep run';
+  status: string;
+  phase?: string;
+  iteration?: string;
+  start?: string;
+  close?: string;
+}
+
+export async function listCommand(options: { json?: boolean; limit?: number }): Promise<number> {
+  const client = await connectClient();
+  const rows = new Map<string, ListRow>();
+  const limit = options.limit ?? 50;
+  for await (const execution of client.workflow.list({ query: "WorkflowType = 'csrRun' OR WorkflowType = 'csrSweep'" })) {
+    const start = execution.startTime.toISOString();
+    const known = rows.get(execution.workflowId);
+    if (known) {
+      // Continue-as-new: the chain lists once, with its first segment's start (the list is newest first).
+      if (!known.start || start < known.start) known.start = start;
+      continue;
+    }
+    if (rows.size >= limit) continue; // keep reading: older segments of listed runs carry their true start
+    rows.set(execution.workflowId, {
+      id: execution.workflowId,
+      kind: execution.type === 'csrSweep' ? 'sweep' : execution.parentExecution ? 'sweep run' : 'run',
+      status: execution.status.name,
+      start,
+      close: execution.closeTime?.toISOString(),
+    });
+  }
+  for (const row of rows.values()) {
+    if (row.status !== 'RUNNING' || row.kind === 'sweep') continue;
+    const status = await quickQuery<RunStatus>(client, row.id, 'runStatus');
+    if (!status) {
+      row.phase = 'no worker answers';
+      continue;
+    }
+    row.phase = status.phase;
+    row.iteration = `${status.currentIteration ?? '-'}/${status.iterations}`;
+    // A run whose steps wait for a free GPU worker (scheduled, not started) shows as queued.
+    const pending = (await client.workflow.getHandle(row.id).describe()).raw.pendingActivities ?? [];
+    if (pending.length > 0 && pending.every((p) => p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED))
+      row.phase = 'queued';
+  }
+  const list = [...rows.values()];
+  if (options.json) {
+    console.log(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  if (list.length === 0) {
     console.log('no CSR runs yet; start one with: npx csr run --config configs/toy.yaml');
     return 0;
   }
+  const when = (iso?: string) => (iso ? iso.slice(0, 19).replace('T', ' ') : '');
   console.log(
     table([
-      ['run', 'status', 'phase', 'iteration', 'started', 'closed'],
-      ...rows.map((r) => [r.id, r.status.toLowerCase(), r.phase ?? '', r.iteration ?? '', r.start ?? '', r.close ?? '']),
+      ['id', 'kind', 'status', 'phase', 'iteration', 'started (UTC)', 'closed (UTC)'],
+      ...list.map((r) => [r.id, r.kind, r.status.toLowerCase(), r.phase ?? '', r.iteration ?? '', when(r.start), when(r.close)]),
     ]),
   );
   return 0;

@@ -89,6 +89,23 @@ export async function pendingActivities(client: Client, workflowId: string): Pro
   });
 }
 
+/**
+ * Start of a workflow chain (its first continue-as-new segment) and, once it closed, its end: the
+ * latest segment alone would show a long run as started at its last iteration.
+ */
+export async function chainTimes(client: Client, workflowId: string): Promise<{ start?: Date; close?: Date }> {
+  let start: Date | undefined;
+  let close: Date | undefined;
+  let open = false;
+  const query = `WorkflowId = '${workflowId.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  for await (const execution of client.workflow.list({ query })) {
+    if (!start || execution.startTime < start) start = execution.startTime;
+    if (!execution.closeTime) open = true;
+    else if (!close || execution.closeTime > close) close = execution.closeTime;
+  }
+  return { start, close: open ? undefined : close };
+}
+
 /** The whole picture of one run. */
 export async function viewRun(client: Client, workflowId: string): Promise<RunView> {
   const handle = client.workflow.getHandle(workflowId);
@@ -100,6 +117,12 @@ export async function viewRun(client: Client, workflowId: string): Promise<RunVi
     closeTime: description.closeTime?.toISOString(),
     activities: [],
   };
+  try {
+    const chain = await chainTimes(client, workflowId);
+    if (chain.start && chain.start < (description.startTime ?? chain.start)) view.startTime = chain.start.toISOString();
+  } catch {
+    // Visibility may lag or be unavailable: the latest segment's start is the best we have.
+  }
   // A closed run is queryable only while a worker can replay it; the history summary is then missing.
   view.run = await quickQuery<RunStatus>(client, workflowId, 'runStatus');
   if (description.status.name === 'RUNNING') {

@@ -148,6 +148,9 @@ export interface RunStatus {
   resumedFrom?: string;
   /** The problems of the last `setParams` that was refused (the run goes on with its parameters). */
   rejectedParams?: string[];
+  /** The config's `evaluate.objective` and its direction, for the summary table. */
+  objective?: string;
+  objectiveDirection?: 'minimize' | 'maximize';
 }
 
 /** What the iteration workflow's status query returns. */
