@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from csr_compute.contract import SpecError
 from csr_compute.evaluation.answers import match_answers, read_answers
 from csr_compute.evaluation.datafiles import DataError
 from csr_compute.evaluation.registry import get_benchmark, load_dataset
@@ -30,9 +31,34 @@ def test_scienceqa_parse(text, letter):
 def test_scienceqa_img_accuracy():
     m = score_fixture("scienceqa_img", "scienceqa")
     # 6 problems with an image (problem 3 has none and is not asked): 1 "B" right, 2 "C. blue" right,
-    # 4 "The answer is A." right, 5 "The answer is C." beyond its 2 choices, 6 missing, 7 two "The answer is"
-    assert m["img_accuracy"] == pytest.approx(50.0)
+    # 4 "The answer is A." right, 5 "The answer is C." beyond its 2 choices, 6 missing, 7 two "The answer is".
+    # eval_science_qa.py gives the missing 6 the prompt "Unknown", so it is not "multimodal": 3 of 5.
+    assert m["img_accuracy"] == pytest.approx(60.0)
     assert (m["questions"], m["missing_answers"]) == (6, 1)
+    assert "accuracy" not in m  # the overall accuracy needs the problems without an image too
+
+
+def test_scienceqa_missing_answer_as_wrong_is_an_option():
+    benchmark = get_benchmark("scienceqa_img")
+    dataset = load_dataset(benchmark, FIXTURES / "scienceqa", options={"missing": "wrong"})
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(FIXTURES / "scienceqa" / "answers.jsonl")))
+    assert m["img_accuracy"] == pytest.approx(50.0)  # 3 of 6
+
+
+def test_scienceqa_all_questions_give_the_overall_accuracy(tmp_path):
+    # A LLaVA answer file covers every test problem, the one without an image (3) too.
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text((FIXTURES / "scienceqa" / "answers.jsonl").read_text()
+                       + '{"question_id": "3", "prompt": "Which one?", "text": "B"}\n')
+    benchmark = get_benchmark("scienceqa_img")
+    dataset = load_dataset(benchmark, FIXTURES / "scienceqa", options={"questions": "all"})
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(answers)))
+    # Total: 1, 2, 3, 4 right of the 7 problems (the missing 6 is a wrong answer there); IMG: 3 of 5.
+    assert m["accuracy"] == pytest.approx(400 / 7)
+    assert m["img_accuracy"] == pytest.approx(60.0)
+    assert m["questions"] == 7
+    with pytest.raises(SpecError, match=r"benchmark.questions: expected img"):
+        load_dataset(benchmark, FIXTURES / "scienceqa", options={"questions": "text"})
 
 
 def test_scienceqa_prompt_and_image_path():

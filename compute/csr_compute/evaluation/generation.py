@@ -7,11 +7,15 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..contract import MissingInputError
+from ..contract import MissingInputError, SpecError
 from .registry import Benchmark, Item
 
 
 def find_image(item: Item, data_dir: Path, image_dirs: Sequence[str]) -> Path:
+    if item.image is None:
+        # Text-only questions (ScienceQA with questions: all) are loaded to score answer files, not to be asked.
+        raise SpecError("benchmark.questions", "all", f"questions with an image to generate answers (question "
+                        f"{item.question_id!r} has none; score another tool's answers with csr score instead)")
     tried = [data_dir / folder / item.image for folder in image_dirs]
     for path in tried:
         if path.is_file():

@@ -2,8 +2,9 @@
 
 - ScienceQA (``llava/eval/eval_science_qa.py``): the text is a bare letter A-E, or starts with "X. ",
   or contains exactly one "The answer is X." (the "." there matches any character, as in the original
-  regex); a letter beyond the problem's choices, or anything else, is wrong. The original code has a
-  random fallback after its ``return -1`` that is never reached, so a failed parse is simply wrong.
+  regex); a letter beyond the problem's choices, or anything else, is wrong. The original code (at
+  LLaVA commit c121f043) has a random fallback after its ``return -1`` that is never reached, so a failed
+  parse is simply wrong.
 - SEED-Bench (``scripts/convert_seed_for_submission.py``): the text must equal the answer letter.
 """
 
