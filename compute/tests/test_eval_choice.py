@@ -88,6 +88,20 @@ def test_seed_image_accuracy_is_exact_letter_match():
     assert m["questions"] == 4
 
 
+def test_seed_all_questions_as_llava_prints_them(tmp_path):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text((FIXTURES / "seedbench" / "answers.jsonl").read_text()
+                       + '{"question_id": "104", "text": "A"}\n')
+    benchmark = get_benchmark("seedbench")
+    dataset = load_dataset(benchmark, FIXTURES / "seedbench", options={"questions": "all"})
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(answers)))
+    # 101 right, 102 "C." wrong, 103 "b" wrong, video 104 right, 105 missing (wrong): 2 of 5
+    assert (m["all_accuracy"], m["image_accuracy"], m["video_accuracy"]) == (40.0, 25.0, 100.0)
+    assert m["dimension/Scene_Understanding"] == pytest.approx(200 / 3)  # 101, 102, 104
+    assert m["questions"] == 5
+    assert "all_accuracy" not in score_fixture("seedbench", "seedbench")
+
+
 def test_seed_prompt_lists_options():
     benchmark = get_benchmark("seedbench")
     item = load_dataset(benchmark, FIXTURES / "seedbench").items[0]
