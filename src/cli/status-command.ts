@@ -212,8 +212,8 @@ export async function listCommand(options: { json?: boolean; limit?: number }): 
   const when = (iso?: string) => (iso ? iso.slice(0, 19).replace('T', ' ') : '');
   console.log(
     table([
-      ['id', 'kind', 'status', 'phase', 'iteration', 'started (UTC)', 'closed (UTC)'],
-      ...list.map((r) => [r.id, r.kind, r.status.toLowerCase(), r.phase ?? '', r.iteration ?? '', when(r.start), when(r.close)]),
+      ['id', 'status', 'kind', 'phase', 'iteration', 'started (UTC)', 'closed (UTC)'],
+      ...list.map((r) => [r.id, r.status.toLowerCase(), r.kind, r.phase ?? '', r.iteration ?? '', when(r.start), when(r.close)]),
     ]),
   );
   return 0;
