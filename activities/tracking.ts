@@ -13,6 +13,7 @@ import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
 import type { IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
+import { dpoCurvePoints } from './dpo-curves';
 
 const execFileAsync = promisify(execFile);
 
@@ -133,6 +134,8 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       metrics: Record<string, number>;
       stats: Record<string, number>;
       curateDir?: string;
+      /** The iteration's DPO folder: its curves (metrics.jsonl) are delivered here, whatever the live logging managed. */
+      dpoDir?: string;
       evaluateDirs: string[];
       artifactRoot: string;
       /** Milliseconds since the epoch, fixed by the workflow: a retried activity logs identical points, which MLflow keeps once. */
@@ -152,6 +155,10 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
         ],
         params: { iteration: input.iteration, artifact_root: input.artifactRoot },
       });
+      if (input.dpoDir) {
+        const curves = dpoCurvePoints(input.dpoDir);
+        if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
+      }
       if (input.curateDir) {
         const sample = headLines(path.join(input.curateDir, 'pairs.jsonl'), 20);
         if (sample !== undefined) {

@@ -88,7 +88,8 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   const tracking = input.tracking
     ? await light.trackIterationStart({ tracking: input.tracking, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId })
     : undefined;
-  // The DPO step logs its curves to the iteration's run itself, through the official MLflow client.
+  // The DPO step logs its curves live to the iteration's run (official MLflow client); trackIterationEnd
+  // delivers them again from its metrics.jsonl through the spool: the same points, so MLflow keeps each once.
   const mlflowEnv =
     tracking?.runId && tracking.trackingUri
       ? { MLFLOW_RUN_ID: tracking.runId, MLFLOW_TRACKING_URI: tracking.trackingUri }
@@ -96,6 +97,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
 
   const stats: Record<string, number> = {};
   let model = input.model;
+  let dpoDir: string | undefined;
   if (iteration > 0) {
     await gate('sample prompts');
     await light.samplePrompts({
@@ -124,6 +126,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     const dpoGpus = config.workers.dpo_gpus;
     const dpoActs = dpoGpus > 1 ? proxyActivities<Activities>(computeActivityOptions(config, await gpu.hostTaskQueue())) : gpu;
     const [training] = await launch([trained], dpoActs, mlflowEnv, dpoGpus > 1 ? dpoGpus : undefined);
+    dpoDir = trained.spec.out_dir;
     Object.assign(stats, prefixed('dpo', training?.stats ?? {}));
 
     await gate('merge');
@@ -154,6 +157,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
       metrics,
       stats,
       curateDir: iteration > 0 ? curateStep(config, paths, iteration, []).spec.out_dir : undefined,
+      dpoDir,
       evaluateDirs: evaluations.map((e) => e.spec.out_dir),
       artifactRoot: paths.artifactRoot,
       timestamp: Date.now(),

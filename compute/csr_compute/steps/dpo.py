@@ -233,7 +233,8 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     mlflow_cb = MlflowCallback()
     trainer = _trainer_class(params.projector_learning_rate)(
         model=model, args=args, train_dataset=train_set, processing_class=processor, peft_config=peft_config,
-        callbacks=[ProgressCallback(STEP), MetricsFileCallback(metrics_path), mlflow_cb],
+        # The MLflow curves are mirrored from metrics.jsonl's records, with their timestamps (see MetricsFileCallback).
+        callbacks=[ProgressCallback(STEP), MetricsFileCallback(metrics_path, mirror=mlflow_cb)],
     )
     # The Trainer's own printer writes Python dicts to stdout, which is reserved for JSON events.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback as TqdmCallback

@@ -65,16 +65,27 @@ class ProgressCallback(TrainerCallback):
 
 
 class MetricsFileCallback(TrainerCallback):
-    """Appends each logged training record (loss, rewards/margins, ...) to ``metrics.jsonl``."""
+    """Appends each logged training record (loss, rewards/margins, ...) to ``metrics.jsonl``.
 
-    def __init__(self, path: Path):
+    Each record carries ``time_ms``, the one timestamp of its points: ``mirror`` (the live MLflow
+    callback) logs them with it, and the workflow later delivers the whole file through its spooling
+    tracker with it too, so a point MLflow already has is the same point (stored once) and a point lost
+    in an outage arrives anyway.
+    """
+
+    def __init__(self, path: Path, mirror: "MlflowCallback | None" = None):
         self.path = path
+        self.mirror = mirror
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or not any(k in logs for k in ("loss", "eval_loss")):
             return
+        time_ms = int(time.time() * 1000)
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}, sort_keys=True) + "\n")
+            handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs, "time_ms": time_ms},
+                                    sort_keys=True) + "\n")
+        if self.mirror is not None:
+            self.mirror.log_metrics(logs, state.global_step, time_ms)
 
 
 def truncate_metrics(path: Path, after_step: int) -> None:
@@ -92,8 +103,11 @@ def truncate_metrics(path: Path, after_step: int) -> None:
     path.write_text("".join(kept))
 
 
-class MlflowCallback(TrainerCallback):
-    """Training curves to the caller's MLflow run (MLFLOW_TRACKING_URI + MLFLOW_RUN_ID), via the official client.
+class MlflowCallback:
+    """Live training curves to the caller's MLflow run (MLFLOW_TRACKING_URI + MLFLOW_RUN_ID), via the official client.
+
+    Fed by ``MetricsFileCallback`` (same points, same timestamps as metrics.jsonl, which the workflow
+    delivers afterwards through its spooling tracker: what is lost here in an outage arrives then).
 
     Never creates a run. Logging must never fail or stall training: the server is probed once with a
     short timeout and no retries; if it is unreachable, or a later call fails, a warning goes to
@@ -122,12 +136,12 @@ class MlflowCallback(TrainerCallback):
     def active(self) -> bool:
         return self.client is not None
 
-    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+    def log_metrics(self, metrics: dict[str, Any], step: int, time_ms: int | None = None) -> None:
         if self.client is None:
             return
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if time_ms is None else time_ms
         batch = [Metric(self.prefix + key, float(value), now, step)
                  for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
         if not batch:
@@ -138,6 +152,3 @@ class MlflowCallback(TrainerCallback):
             log(f"warning: MLflow logging failed ({type(error).__name__}: {error}); continuing without MLflow")
             self.client = None
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
-            self.log_metrics(logs, state.global_step)

@@ -1,0 +1,43 @@
+/**
+ * The DPO step's training curves as MLflow points, read from its `metrics.jsonl`: one record per
+ * logged optimizer step, each with `time_ms`, the timestamp the step's live MLflow logging used too.
+ * Delivered through the spooling tracker after the step, they reach MLflow even when the live logging
+ * met an outage, and a point it did deliver is the same point again, which MLflow stores once.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** One metric point of a curve. */
+export interface CurvePoint {
+  key: string;
+  value: number;
+  step: number;
+  timestamp: number;
+}
+
+/** Every numeric value of every complete record of `<dpoDir>/metrics.jsonl`, as `dpo/<name>` points. */
+export function dpoCurvePoints(dpoDir: string): CurvePoint[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dpoDir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  const points: CurvePoint[] = [];
+  for (const line of text.split('\n')) {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue; // blank, or torn by a kill: the step's own resume dropped it too
+    }
+    const { step, time_ms: timestamp } = record;
+    // A record without time_ms was written before curves had fixed timestamps: sending it would add a second point.
+    if (typeof step !== 'number' || typeof timestamp !== 'number') continue;
+    for (const [name, value] of Object.entries(record)) {
+      if (name === 'step' || name === 'time_ms' || typeof value !== 'number' || !Number.isFinite(value)) continue;
+      points.push({ key: `dpo/${name}`, value, step, timestamp });
+    }
+  }
+  return points;
+}
