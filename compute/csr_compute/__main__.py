@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         with CLOCK.running():
             step(spec)
         return EXIT_CODES["ok"]
-    except (SpecError, json.JSONDecodeError) as error:
+    except SpecError as error:
+        # read_spec turns a spec that is not JSON into a SpecError naming the file; a JSONDecodeError that
+        # gets here came from some artifact, which is no reason to call the spec bad: it goes to the crash
+        # branch below (retried, traceback with the file in the log).
         emit("error", kind="bad_spec", retryable=False, message=str(error))
         return EXIT_CODES["bad_spec"]
     except (MissingInputError, FileNotFoundError) as error:

@@ -68,3 +68,33 @@ def test_dpo_resumes_from_the_last_complete_checkpoint_past_a_half_saved_one(tin
     assert stats["resumed_from_step"] == saved and stats["steps"] == 8
     steps = [json.loads(line)["step"] for line in (tmp_path / "dpo" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # no step lost or logged twice
+
+
+def test_a_damaged_resume_marker_is_named_and_the_results_it_vouched_for_are_recomputed(tmp_path, capsys):
+    from csr_compute.steps.common import guard_resume
+
+    out = tmp_path / "reward"
+    out.mkdir()
+    (out / "spec_identity.json").write_text('{"identity": "abc", "inp')  # torn
+    (out / "scored.jsonl").write_text('{"id": 1}\n')
+    guard_resume(out, {"out_dir": str(out), "trees": ["/t"]})
+    assert not (out / "scored.jsonl").exists()
+    assert f"{out / 'spec_identity.json'} is damaged" in capsys.readouterr().err
+
+
+def test_a_prompts_file_that_is_not_json_is_named_with_its_line_not_called_a_bad_spec_of_its_own(tiny_models, tmp_path,
+                                                                                                 capsys):
+    from csr_compute.__main__ import main
+    from csr_compute.contract import EXIT_CODES
+    from conftest import GENERATE_PARAMS
+
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text('[{"id": 1, "image": "a.jpg", "input": "x"},\n {"id": 2,, }]')
+    spec = {"out_dir": str(tmp_path / "out"), "model": tiny_models.lvlm, "prompts_file": str(prompts),
+            "images_dir": tiny_models.images_dir, "device": "cpu", "params": GENERATE_PARAMS}
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    assert main(["generate", "--spec", str(spec_file)]) == EXIT_CODES["bad_spec"]
+    event = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert event["message"].startswith(f'prompts_file: expected a JSON list of {{id, image, input}} (Expecting '), event
+    assert "at line 2" in event["message"] and str(prompts) in event["message"]

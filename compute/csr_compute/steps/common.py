@@ -195,7 +195,14 @@ def guard_resume(out_dir: str | os.PathLike[str], spec: dict[str, Any], ignore: 
     inputs = spec.get("inputs", {})
     marker = out / "spec_identity.json"
     if marker.is_file():
-        recorded = json.loads(marker.read_text())
+        try:
+            recorded = json.loads(marker.read_text())
+            if not isinstance(recorded, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            # Which spec made the results here cannot be told any more: drop them rather than mix.
+            log(f"warning: {marker} is damaged ({error}); the results in {out} cannot be vouched for and are recomputed")
+            recorded = {"identity": identity, "inputs": None}
         if recorded.get("identity") != identity:
             raise SpecError("out_dir", str(out), "an empty folder or one that an earlier attempt of the same spec wrote "
                             "(it holds results of a different spec; use a new out_dir)")

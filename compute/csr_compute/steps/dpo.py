@@ -251,7 +251,12 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     else:
         log(f"dpo: resuming from {resume}")
         truncate_metrics(metrics_path, int(Path(resume).name.rsplit("-", 1)[-1]))
-        before = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+        try:
+            before = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+        except json.JSONDecodeError as error:
+            log(f"warning: {stats_path} is damaged ({error.msg} at line {error.lineno}); the before-training "
+                "evaluation is left out of this step's stats")
+            before = {}
     started = time.monotonic()
     train_output = trainer.train(resume_from_checkpoint=resume)
     after = _eval(trainer, eval_set, progress, "eval_after")

@@ -129,7 +129,11 @@ class GenerateSpec(StepSpec):
 
 def load_prompts(spec: GenerateSpec) -> list[dict[str, Any]]:
     path = require_file(spec.prompts_file, "prompts_file")
-    prompts = json.loads(path.read_text())
+    try:
+        prompts = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise SpecError("prompts_file", spec.prompts_file,
+                        f"a JSON list of {{id, image, input}} ({error.msg} at line {error.lineno}, column {error.colno})") from None
     if not isinstance(prompts, list):
         raise SpecError("prompts_file", spec.prompts_file, "a JSON list of {id, image, input}")
     for i, prompt in enumerate(prompts):
