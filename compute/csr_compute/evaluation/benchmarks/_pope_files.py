@@ -1,11 +1,13 @@
 """Reading POPE question files (official format, shared by ``pope`` and ``toy_pope``).
 
 Each split is a file of JSON lines ``{question_id, image, text, label}``. The official files number
-their questions 1..3000 in every split, so a question's id here is ``<split>/<question_id>``.
+their questions 1..3000 in every split, so a question's id here is ``<split>/<question_id>``; when one
+split file is scored alone (option ``file``), it is the file's own ``question_id``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..datafiles import DataError, Record, check_unique, read_json_records
@@ -17,12 +19,25 @@ PROMPT = "{question}\n" + SHORT_ANSWER
 FILE_PATTERN = "coco_pope_{split}.json"
 
 
+def _split_of(name: str) -> str:
+    """The split a single file holds: from the official name, else the file's stem."""
+    for split in SPLITS:
+        if name == FILE_PATTERN.format(split=split):
+            return split
+    return Path(name).stem
+
+
 def load_pope(request: LoadRequest) -> Dataset:
-    splits = [request.split] if request.split else list(SPLITS)
+    single = request.options.get("file")
+    if single:
+        # One split file (``csr score pope --data coco_pope_random.json``): that split alone.
+        files = [(_split_of(single), request.data_dir / single)]
+    else:
+        splits = [request.split] if request.split else list(SPLITS)
+        files = [(split, request.data_dir / FILE_PATTERN.format(split=split)) for split in splits]
     items: list[Item] = []
     first_path = None
-    for split in splits:
-        path = request.data_dir / FILE_PATTERN.format(split=split)
+    for split, path in files:
         first_path = first_path or path
         records = read_json_records(path, "POPE questions {question_id, image, text, label}")
         if not records:
@@ -33,7 +48,8 @@ def load_pope(request: LoadRequest) -> Dataset:
             label = record.text("label")
             if label not in ("yes", "no"):
                 raise record.error("label", '"yes" or "no"')
-            question_id = f"{split}/{record.ident('question_id')}"
+            # With one file its own ids are unique; with several, the split tells their equal ids apart.
+            question_id = record.ident("question_id") if single else f"{split}/{record.ident('question_id')}"
             where.append((question_id, f"record {number}"))
             items.append(Item(question_id=question_id, fields={"question": record.text("text")},
                               image=record.text("image"), truth={"split": split, "label": label}))

@@ -13,4 +13,6 @@ BENCHMARK = Benchmark(
     score=score_pope,
     image_dirs=("val2014", "images", "."),
     splits=SPLITS,
+    options={"file": "one split file inside the data folder (any name; coco_pope_<split>.json names its split)",
+             "llava_questions": "LLaVA's llava_pope_test.jsonl, to read answer files of LLaVA's eval scripts"},
 )

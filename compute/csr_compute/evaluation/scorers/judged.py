@@ -4,7 +4,9 @@ MM-Vet (``yuweihao/MM-Vet`` ``mm-vet_evaluator.py``): the grader completes a few
 "question | ground truth | prediction | " with a correctness in [0, 1] (max 3 tokens, temperature 0;
 on an unreadable reply it asks again with "Predict the correctness of the answer (digit): ", raising
 the temperature by 0.5 each time, and gives 0 after five retries). Total = mean x 100; per capability =
-mean over the questions that need it x 100. Official grader: gpt-4-0613.
+mean over the questions that need it x 100; per capability combination likewise. With several grading
+passes (the paper used 5) each score is the mean over the passes, with the sd of the totals. Official
+grader: gpt-4-0613.
 
 LLaVA-Bench in-the-wild (LLaVA ``eval_gpt_review_bench.py`` + ``summarize_gpt_review.py``): a text-only
 judge sees the image captions, the question, the GPT-4 reference answer (assistant 1) and the model's
@@ -53,12 +55,38 @@ def mmvet_grade(query: str, ask: Callable[[str, float, int], str]) -> float:
 
 
 def mmvet_metrics(graded: Iterable[tuple[list[str], float]]) -> dict[str, float]:
-    """(capabilities, score) per question -> total and per-capability scores (x 100)."""
+    """(capabilities, score) per question -> total, per-capability and per-combination scores (x 100).
+
+    A combination ("capability integration" in the official evaluator) is the exact set of capabilities a
+    question needs; its name joins them sorted with "_" (the official name joins them in Python set order,
+    which changes with PYTHONHASHSEED, so it cannot be reproduced; the sets and the scores are the same).
+    """
     graded = list(graded)
     metrics = {"total": 100.0 * sum(s for _, s in graded) / len(graded) if graded else 0.0}
     for capability in sorted({c for caps, _ in graded for c in caps}):
         scores = [s for caps, s in graded if capability in set(caps)]
         metrics[f"capability/{capability}"] = 100.0 * sum(scores) / len(scores)
+    combinations: dict[str, list[float]] = {}
+    for caps, s in graded:
+        combinations.setdefault("_".join(sorted(set(caps))), []).append(s)
+    for name, scores in sorted(combinations.items()):
+        metrics[f"combination/{name}"] = 100.0 * sum(scores) / len(scores)
+    return metrics
+
+
+def mmvet_passes(per_pass: list[dict[str, float]]) -> dict[str, float]:
+    """Several grading passes as the official evaluator (``--num_run``) reports them: every score is the
+    mean over the passes, and ``total_sd`` the population standard deviation (numpy's ``std``) of the
+    passes' totals; ``total/pass_<k>`` keeps each pass's total (its "runs" column). Nothing is rounded
+    (the evaluator rounds to 1 decimal for display)."""
+    n = len(per_pass)
+    metrics = {name: sum(p[name] for p in per_pass) / n for name in per_pass[0]}
+    totals = [p["total"] for p in per_pass]
+    mean = sum(totals) / n
+    metrics["total_sd"] = (sum((t - mean) ** 2 for t in totals) / n) ** 0.5
+    if n > 1:
+        metrics.update({f"total/pass_{k}": t for k, t in enumerate(totals)})
+    metrics["judge_passes"] = n
     return metrics
 
 
