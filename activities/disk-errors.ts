@@ -4,12 +4,13 @@
  * fails with a message naming ENOSPC and the path, and Temporal retries it once space is freed.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { ComputeFailureType } from './exit-codes';
 
 /** errno codes that mean "this filesystem cannot take the write now", which freeing space or quota fixes. */
 const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 /** `ApplicationFailure.type` of a step that failed for a full disk (retryable). */
-export const NO_SPACE_FAILURE = 'ComputeNoSpace';
+export const NO_SPACE_FAILURE = ComputeFailureType.noSpace;
 
 /** The errno code of `error` when it is a full-disk error, else undefined. */
 export function diskErrorCode(error: unknown): string | undefined {

@@ -32,6 +32,8 @@ export const ComputeFailureType = {
   noManifest: 'ComputeNoManifest',
   /** A step sent to a worker that cannot serve it (too many GPUs asked of a single-GPU worker). */
   wrongQueue: 'ComputeWrongQueue',
+  /** The disk was full (ENOSPC, EDQUOT), for the step or for the activity's own writes: retried. */
+  noSpace: 'ComputeNoSpace',
 } as const;
 
 function loadExitCodes(file: string): ExitCodes {
@@ -111,5 +113,7 @@ export function failureForExit(exit: StepExit): ApplicationFailure | undefined {
   const tail = exit.stderrTail?.trim();
   const where = exit.logFile ? ` (${exit.logFile})` : '';
   const message = `${exit.step} ${describeEnd(exit)}${said}${tail ? `\n--- end of stderr${where} ---\n${tail}` : ''}`;
-  return ApplicationFailure.retryable(message, ComputeFailureType.retryable, details);
+  // A full disk gets its own type (the same one the activity uses for its own writes), so it can be told apart.
+  const type = exit.errorKind === 'no_space' ? ComputeFailureType.noSpace : ComputeFailureType.retryable;
+  return ApplicationFailure.retryable(message, type, details);
 }

@@ -108,6 +108,19 @@ test.serial('a full disk under the step folder fails the step retryably naming E
   });
 });
 
+test.serial('a step that meets a full disk itself fails retryably as ComputeNoSpace naming ENOSPC', async (t) => {
+  const outDir = tempDir();
+  const { worker, taskQueue } = await makeWorker(t);
+  await worker.runUntil(async () => {
+    // The probe appends a line to /dev/full, whose every write the kernel answers with ENOSPC.
+    const handle = await runStep(t, outDir, { write_file: '/dev/full' }, options(taskQueue));
+    const cause = causeOf(await t.throwsAsync(handle.result(), { instanceOf: WorkflowFailedError }));
+    t.is(cause.type, NO_SPACE_FAILURE);
+    t.false(cause.nonRetryable);
+    t.regex(cause.message, /^probe exited with code 75: ENOSPC: No space left on device; free space and the step is retried/);
+  });
+});
+
 test.serial('two attempts on one step folder: the second stops at once, retryably, naming the folder', async (t) => {
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);

@@ -7,6 +7,7 @@ launching activity can tell a bad spec (never retried) from a crash (retried).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -99,8 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         emit("error", kind="retryable", retryable=True, message=str(error))
         return EXIT_CODES["retryable"]
     except Exception as error:  # noqa: BLE001 - an unknown crash is worth one more try
-        kind = "out_of_memory" if _is_out_of_memory(error) else "crash"
         traceback.print_exc(file=sys.stderr)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A full disk: name it, so that whoever reads the failure frees space instead of debugging.
+            where = f" writing {error.filename}" if error.filename else ""
+            emit("error", kind="no_space", retryable=True,
+                 message=f"{errno.errorcode[error.errno]}{where}: {error.strerror}; free space and the step is retried")
+            return EXIT_CODES["retryable"]
+        kind = "out_of_memory" if _is_out_of_memory(error) else "crash"
         emit("error", kind=kind, retryable=True, message=f"{type(error).__name__}: {error}")
         return EXIT_CODES["retryable"]
     finally:
