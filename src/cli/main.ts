@@ -5,6 +5,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, MissingConfigError } from '../config';
 import { TemporalAuthError } from '../client/temporal-auth';
+import { JUDGE_KEY_ENVS } from '../config/judge-key';
+
+/** Commander collector for a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 function integer(name: string, min = 0) {
   return (value: string): number => {
@@ -176,8 +182,16 @@ export function buildProgram(): Command {
   program
     .command('score <benchmark>')
     .description('score an answer file with the benchmark\'s official metric')
-    .option('--data <path>', "folder of the benchmark's official release (toy benchmarks: the toy world's by default)")
-    .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}')
+    .option('--data <path>', "folder of the benchmark's official release, or one POPE split file / MMBench TSV (toy benchmarks: the toy world's by default)")
+    .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}: this project\'s or LLaVA\'s eval scripts\'')
+    .option('--split <name>', 'only this split, where the benchmark has splits')
+    .option('--limit <n>', 'only the first N questions (0 = all)', integer('--limit'), 0)
+    .option('--option <key=value>', 'a benchmark-specific field (docs/benchmarks.md); repeatable', collect, [])
+    .option('--judge-url <url>', 'OpenAI-compatible endpoint of the LLM judge (MM-Vet, LLaVA-Bench, MMBench matching)')
+    .option('--judge-model <name>', 'judge model name')
+    .option('--judge-api-key-env <var>', `environment variable holding the judge's API key (listed in ${JUDGE_KEY_ENVS})`)
+    .option('--judge-cache <file>', "JSONL keeping the judge's replies: scoring again asks nothing")
+    .option('--format <kind>', "answer ids: auto (detected), csr (this project's) or llava (LLaVA's eval scripts')")
     .option('--json', 'machine-readable output')
     .action(action(async () => (require('./score-command') as typeof import('./score-command')).scoreCommand));
 
