@@ -9,7 +9,8 @@
  * SIGINT/SIGTERM (the SDK's runtime shuts every worker down, which cancels running activities, which
  * kill their process groups) and one lease owner pid to reap after a crash.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { QuietLogger } from './quiet-logger';
 import { createActivities } from '../activities';
 import { GpuLeases } from '../src/gpu/leases';
 import { credentialVariables } from '../src/mlflow/auth';
@@ -68,6 +69,12 @@ const identityOf = (options: CompiledWorkersOptions, name: string) => `${name}@$
 export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWorkers> {
   const options = compileWorkersOptions(raw);
   const { env, log } = options;
+  try {
+    // Before the first connection; a process that installed its own runtime (a test) keeps it.
+    Runtime.install({ logger: new QuietLogger('INFO') });
+  } catch {
+    // Already installed.
+  }
   // Compute steps get the credential-free tracking URI from the workflow; `user:pass@` of this worker's
   // MLFLOW_TRACKING_URI reaches their MLflow client as the official variables instead.
   Object.assign(process.env, credentialVariables(process.env));

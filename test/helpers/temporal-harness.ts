@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { type Payload, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
+import { type LogLevel, Runtime } from '@temporalio/worker';
+import { QuietLogger } from '../../workers/quiet-logger';
 
 /** The repository root. */
 export const repoRoot = path.resolve(__dirname, '..', '..');
@@ -30,7 +31,7 @@ export const testWorkflowsPath = require.resolve('../workflows/compute-step-work
  */
 export async function createTestEnv(logLevel: LogLevel = 'WARN'): Promise<TestWorkflowEnvironment> {
   try {
-    Runtime.install({ logger: new DefaultLogger(logLevel) });
+    Runtime.install({ logger: new QuietLogger(logLevel) });
   } catch {
     // Already installed in this process (a second environment): keep the first one's settings.
   }
@@ -41,7 +42,8 @@ export async function createTestEnv(logLevel: LogLevel = 'WARN'): Promise<TestWo
     server: {
       executable: { type: 'existing-path', path: temporalBin },
       ip: '127.0.0.1',
-      extraArgs: ['--log-level', 'error'],
+      // No banner and no start-up noise ("Frontend is not healthy yet"): a server that fails shows as a refused connection.
+      extraArgs: ['--log-level', 'never', '--output', 'none'],
     },
   });
 }
