@@ -72,6 +72,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       ...(rejectedParams ? { rejectedParams } : {}),
       objective: state.config.evaluate.objective,
       objectiveDirection: state.config.evaluate.objective_direction,
+      ...(state.tracking ? { mlflow: { experimentName: state.tracking.experimentName, runId: state.tracking.parentRunId } } : {}),
     }),
   );
 

@@ -11,7 +11,7 @@ import { connectClient } from '../client/temporal';
 import { viewRun, type ActivityProgress, type RunView } from '../client/progress';
 import type { StepSummary } from '../shared/run-types';
 import { clock, summaryTable } from './summary-table';
-import { uiLinks } from './output';
+import { mlflowRunRefs, uiLinks } from './output';
 
 export { changeVsStart, summaryTable } from './summary-table';
 
@@ -150,7 +150,7 @@ export async function followRun(workflowId: string, clientOrOptions?: Client | F
   if (final.run?.history.length) {
     log(summaryTable(final.run.history, { objective: final.run.objective, direction: final.run.objectiveDirection, wide: options.wide }));
   }
-  for (const line of uiLinks(workflowId)) log(line);
+  for (const line of uiLinks(workflowId, await mlflowRunRefs(final.run?.mlflow))) log(line);
   return final.status === 'COMPLETED' ? 0 : 1;
 }
 

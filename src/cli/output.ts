@@ -1,5 +1,6 @@
 /** Printing for people: aligned tables, durations, and the UI links. */
 import { csrEnv } from '../env';
+import { MlflowClient } from '../mlflow/client';
 
 export function table(rows: string[][]): string {
   const widths: number[] = [];
@@ -19,11 +20,35 @@ export function metric(value: number | undefined): string {
   return Math.abs(value) >= 100 ? value.toFixed(1) : value.toFixed(3);
 }
 
-/** Links to the run in the Temporal and MLflow UIs. */
-export function uiLinks(workflowId?: string): string[] {
+/**
+ * MLflow 3's UI opens in its GenAI mode unless told otherwise; this query parameter (in the hash
+ * route) opens it in its model-training mode, where runs, metrics and charts are.
+ */
+export const MLFLOW_ML_MODE = 'workflowType=machine_learning';
+
+/** An MLflow UI page: `#/experiments/1/runs/abc?workflowType=machine_learning`. */
+export function mlflowPage(mlflowUri: string, experimentId?: string, runId?: string): string {
+  const route = experimentId ? `/experiments/${experimentId}${runId ? `/runs/${runId}` : ''}` : '/experiments';
+  return `${mlflowUri.replace(/\/+$/, '')}/#${route}?${MLFLOW_ML_MODE}`;
+}
+
+/** Links to the run in the Temporal and MLflow UIs (the MLflow run's page when `mlflowRun` is known). */
+export function uiLinks(workflowId?: string, mlflowRun?: { experimentId?: string; runId?: string }): string[] {
   const env = csrEnv();
   const temporal = workflowId
     ? `${env.temporalUiUrl}/namespaces/${env.namespace}/workflows/${encodeURIComponent(workflowId)}`
     : env.temporalUiUrl;
-  return [`Temporal UI: ${temporal}`, `MLflow UI:   ${env.mlflowUri}`];
+  return [`Temporal UI: ${temporal}`, `MLflow UI:   ${mlflowPage(env.mlflowUri, mlflowRun?.experimentId, mlflowRun?.runId)}`];
+}
+
+/** The experiment id of a run's MLflow refs, or undefined when MLflow does not answer within 3 s. */
+export async function mlflowRunRefs(refs?: { experimentName: string; runId?: string }): Promise<{ experimentId?: string; runId?: string } | undefined> {
+  if (!refs) return undefined;
+  try {
+    const client = new MlflowClient({ trackingUri: csrEnv().mlflowUri, timeoutMs: 3000, retry: { attempts: 1 } });
+    const experiment = await client.getExperimentByName(refs.experimentName);
+    return experiment ? { experimentId: experiment.experimentId, runId: refs.runId } : undefined;
+  } catch {
+    return undefined;
+  }
 }

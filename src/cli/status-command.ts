@@ -7,7 +7,7 @@ import type { RunStatus, StepSummary } from '../shared/run-types';
 import type { SweepResult, SweepStatus } from '../shared/sweep-types';
 import { progressText, stepName } from './follow';
 import { clock, iterationWallTime, summaryTable } from './summary-table';
-import { table, uiLinks } from './output';
+import { mlflowRunRefs, table, uiLinks } from './output';
 import { sweepTableText } from './sweep/output';
 
 /** One step's state and item counts, in the snake_case names of the step manifests. */
@@ -118,7 +118,7 @@ export async function statusCommand(id: string, options: { json?: boolean; wide?
     console.log(summaryTable(run.history, { objective: run.objective, direction: run.objectiveDirection, wide: options.wide }));
   }
   if (view.status === 'RUNNING') console.log(`follow it: npx csr follow ${id}`);
-  for (const line of uiLinks(id)) console.log(line);
+  for (const line of uiLinks(id, await mlflowRunRefs(run?.mlflow))) console.log(line);
   return 0;
 }
 

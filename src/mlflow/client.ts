@@ -64,6 +64,11 @@ export interface SearchRunsInput {
 const RACE_SETTLE_MS = 500;
 
 /** Typed client of one MLflow tracking server's REST API. */
+/** MLflow 3's experiment type tag: the UI opens a GenAI experiment on its traces page. */
+export const EXPERIMENT_KIND_TAG = 'mlflow.experimentKind';
+/** What the UI calls "Machine learning" / model training (its `custom_model_development`). */
+export const EXPERIMENT_KIND = 'custom_model_development';
+
 export class MlflowClient {
   private readonly transport: Transport;
   /** A run's artifact location never changes, so one lookup per run is enough. */
@@ -119,9 +124,25 @@ export class MlflowClient {
     return body.experiment_id;
   }
 
-  /** The experiment of that name, created if missing; safe when several callers race to create it. */
+  /** Set (or overwrite) one tag of an experiment. */
+  async setExperimentTag(experimentId: string, key: string, value: string): Promise<void> {
+    await this.transport.json(
+      { method: 'POST', path: '/api/2.0/mlflow/experiments/set-experiment-tag', json: { experiment_id: experimentId, key, value } },
+      responses.empty,
+    );
+  }
+
+  /**
+   * The experiment of that name, created if missing; safe when several callers race to create it. It
+   * is marked as model training ({@link EXPERIMENT_KIND_TAG}), so MLflow 3's UI does not open it on its
+   * GenAI traces page; an older experiment without the mark gets it.
+   */
   async getOrCreateExperiment(name: string): Promise<Experiment> {
     const existing = await this.getExperimentByName(name);
+    if (existing && existing.lifecycleStage !== 'deleted' && existing.tags[EXPERIMENT_KIND_TAG] === undefined) {
+      await this.setExperimentTag(existing.experimentId, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND);
+      existing.tags[EXPERIMENT_KIND_TAG] = EXPERIMENT_KIND;
+    }
     if (existing) {
       if (existing.lifecycleStage === 'deleted') {
         throw new MlflowError(
@@ -132,7 +153,7 @@ export class MlflowClient {
       return existing;
     }
     try {
-      await this.createExperiment(name);
+      await this.createExperiment(name, { tags: { [EXPERIMENT_KIND_TAG]: EXPERIMENT_KIND } });
     } catch (error) {
       // Someone else (or our own retried request) created it first: that is the outcome we wanted.
       if (!(error instanceof MlflowError && error.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw error;

@@ -151,6 +151,8 @@ export interface RunStatus {
   /** The config's `evaluate.objective` and its direction, for the summary table. */
   objective?: string;
   objectiveDirection?: 'minimize' | 'maximize';
+  /** The run's MLflow experiment and parent run, for a link to its page. */
+  mlflow?: { experimentName: string; runId?: string };
 }
 
 /** What the iteration workflow's status query returns. */
