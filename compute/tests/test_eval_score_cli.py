@@ -30,35 +30,43 @@ def run(capsys, *argv) -> tuple[int, dict | str]:
     return code, (json.loads(out) if code == 0 else err)
 
 
-@pytest.fixture
-def grader():
-    """An OpenAI-compatible endpoint replying like MM-Vet's grader: the k-th time a row is asked, the k-th score
-    of its list (so two grading passes differ), and every request recorded."""
-    scores = {"x = -1": ["0.5", "0.0"], "a dog": ["1.0", "1.0"]}
+def start_endpoint(reply):
+    """A local OpenAI-compatible chat-completions endpoint: ``reply(body, requests)`` gives each answer."""
     requests: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append({"body": body, "auth": self.headers.get("Authorization"), "path": self.path})
-            row = body["messages"][-1]["content"].rsplit("\n", 1)[-1]
-            prediction = row.split(" | ")[2]
-            seen = sum(1 for r in requests if r["body"]["messages"][-1]["content"] == body["messages"][-1]["content"])
-            reply = scores[prediction][min(seen, 2) - 1]
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply(body, requests)}}]})
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(data.encode())))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data.encode())
 
         def log_message(self, *args):
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+
+
+@pytest.fixture
+def grader():
+    """Replies like MM-Vet's grader: the k-th time a row is asked, the k-th score of its list (so two grading
+    passes differ)."""
+    scores = {"x = -1": ["0.5", "0.0"], "a dog": ["1.0", "1.0"]}
+
+    def reply(body, requests):
+        content = body["messages"][-1]["content"]
+        prediction = content.rsplit("\n", 1)[-1].split(" | ")[2]
+        seen = sum(1 for r in requests if r["body"]["messages"][-1]["content"] == content)
+        return scores[prediction][min(seen, 2) - 1]
+
+    server, url, requests = start_endpoint(reply)
+    yield url, requests
     server.shutdown()
     server.server_close()
 
@@ -173,3 +181,26 @@ def test_scienceqa_and_seed_llava_answers_cover_every_question(tmp_path, capsys)
     seed = write_jsonl(tmp_path / "seed.jsonl", [llava(101, "A"), llava(104, "A"), llava(105, "D")])
     code, m = run(capsys, "seedbench", "--data", FIXTURES / "seedbench", "--answers", seed)
     assert code == 0 and (m["all_accuracy"], m["image_accuracy"], m["video_accuracy"]) == (60.0, 50.0, 100.0), m
+
+
+def test_llava_bench_reports_reference_and_model_scores_per_category(tmp_path, capsys):
+    # The reviewer scores (reference, model): 8 6 for the complex question, 9 9 for the detail one, whose
+    # answer is missing (its model score counts 0; the reference is still rated).
+    def reply(body, requests):
+        assert body["temperature"] == 0.2 and body["messages"][0]["role"] == "system"
+        return "8 6\nAssistant 2 is shorter." if "unusual" in body["messages"][-1]["content"] else "9 9"
+
+    server, url, requests = start_endpoint(reply)
+    try:
+        answers = write_jsonl(tmp_path / "a.jsonl", [llava(0, "The man irons on a car.")])
+        code, m = run(capsys, "llava_wild", "--data", FIXTURES / "llava_wild", "--answers", answers,
+                      "--judge-url", url, "--judge-model", "gpt-4-0314")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0, m
+    # summarize_gpt_review.py: relative = round(model mean / reference mean x 100, 1); scores x 10
+    assert (m["relative_score/complex"], m["reference_score/complex"], m["model_score/complex"]) == (75.0, 80.0, 60.0)
+    assert (m["relative_score/detail"], m["reference_score/detail"], m["model_score/detail"]) == (0.0, 90.0, 0.0)
+    assert (m["relative_score"], m["reference_score"], m["model_score"]) == (35.3, 85.0, 30.0)
+    assert len(requests) == 2

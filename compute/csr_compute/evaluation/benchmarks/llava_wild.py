@@ -65,8 +65,10 @@ def score(dataset: Dataset, answers: Mapping[str, str | None], context: ScoreCon
             context.on_progress(done, len(dataset.items))
     every = [pair for values in pairs.values() for pair in values]
     metrics: dict[str, Any] = dict(llava_bench_relative(every))
+    # summarize_gpt_review.py prints relative, reference x 10 and model x 10 for every category, as for "all".
     for category, values in sorted(pairs.items()):
-        metrics[f"relative_score/{category}"] = llava_bench_relative(values)["relative_score"]
+        for name, value in llava_bench_relative(values).items():
+            metrics[f"{name}/{category}"] = value
     return metrics
 
 
