@@ -119,6 +119,60 @@ def test_gqa_exact_match_after_llava_normalisation():
     assert m["questions"] == 4
 
 
+def gqa_question(question, answer, structural, semantic, detailed, balanced, program, group=None, entailed=()):
+    return {"imageId": "n1", "question": question, "answer": answer, "isBalanced": balanced,
+            "types": {"structural": structural, "semantic": semantic, "detailed": detailed},
+            "semantic": [{"operation": o, "argument": a} for o, a in program],
+            "groups": {"global": group, "local": None}, "entailed": list(entailed)}
+
+
+def test_gqa_metrics_of_eval_py(tmp_path):
+    import json
+
+    questions = {
+        "b1": gqa_question("What color is the car?", "red", "query", "attr", "colorQuery", True,
+                           [("select", "car (1)"), ("query", "color")], "color", ["u1", "b1"]),
+        "b2": gqa_question("Is there a dog?", "yes", "verify", "obj", "existC", True,
+                           [("select", "dog"), ("exist", "?")], None, ["u2"]),
+        "b3": gqa_question("Which color is the ball, red or blue?", "blue", "choose", "attr", "twoCommon", True,
+                           [("select", "ball"), ("choose color", "red|blue")], "color"),
+        "u1": gqa_question("Is the car red?", "yes", "verify", "attr", "verifyAttr", False, [("select", "car")]),
+        "u2": gqa_question("Is there an animal?", "yes", "verify", "obj", "existC", False, [("exist", "?")]),
+    }
+    (tmp_path / "testdev_all_questions.json").write_text(json.dumps(questions))
+    (tmp_path / "testdev_balanced_questions.json").write_text(
+        json.dumps({k: v for k, v in questions.items() if v["isBalanced"]}))
+    (tmp_path / "testdev_choices.json").write_text(json.dumps({
+        "b1": {"valid": ["red", "blue", "green"], "plausible": ["blue"]},
+        "b2": {"valid": ["yes", "no"], "plausible": ["yes", "no"]},
+        "b3": {"valid": ["red", "blue"], "plausible": ["red", "blue"]}}))
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"question_id": q, "text": t}) + "\n" for q, t in
+                               [("b1", "Red."), ("b2", "Yes"), ("b3", "Red"), ("u1", "No"), ("u2", "yes")]))
+    benchmark = get_benchmark("gqa")
+    dataset = load_dataset(benchmark, tmp_path, options={"questions": "all"})
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(answers)))
+    # balanced: b1 right, b2 right, b3 "red" wrong; unbalanced u1 wrong, u2 right
+    assert (m["accuracy"], m["open"], m["binary"]) == (pytest.approx(200 / 3), 100.0, 50.0)
+    # b1 right, entails u1 (itself left out): 0; b2 right, entails u2: 1; b3 wrong: not counted
+    assert m["consistency"] == 50.0
+    # b1 red valid, not plausible; b2 both; b3 "twoCommon" -> the set is color/material/shape: neither
+    assert (m["validity"], m["plausibility"]) == (pytest.approx(200 / 3), pytest.approx(100 / 3))
+    # group color: gold red 1, blue 1; predicted red 2 -> (2-1)^2/1 + (0-1)^2/1 = 2, weight 2: 2.0 / 100
+    assert m["distribution"] == pytest.approx(0.02)
+    assert (m["structural/query"], m["structural/verify"], m["structural/choose"]) == (100.0, 100.0, 0.0)
+    assert (m["semantic/attr"], m["semantic/obj"]) == (50.0, 100.0)
+    assert (m["words/5"], m["words/4"], m["words/8"]) == (100.0, 100.0, 0.0)
+    assert (m["steps/1"], m["steps/2"]) == (100.0, 50.0)  # "exist: ?" is no step
+    assert m["questions"] == 5
+    # The default: balanced questions only, no consistency; the choices file is still found.
+    dataset = load_dataset(benchmark, tmp_path)
+    answers.write_text("".join(json.dumps({"question_id": q, "text": t}) + "\n" for q, t in
+                               [("b1", "Red."), ("b2", "Yes"), ("b3", "Red")]))
+    m = score(benchmark, dataset, match_answers(dataset, read_answers(answers)))
+    assert "consistency" not in m and m["validity"] == pytest.approx(200 / 3) and m["questions"] == 3
+
+
 def test_gqa_field_errors_name_the_question(tmp_path):
     (tmp_path / "testdev_balanced_questions.json").write_text(
         '{"q1": {"imageId": "n1", "question": "What?", "answer": "red", "isBalanced": "yes", "types": {}}}')
