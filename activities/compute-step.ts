@@ -166,82 +166,101 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
     send();
     const timer = setInterval(send, checked.heartbeatEveryMs);
     let watchdog: StallWatchdog | undefined;
+    let busy = false;
     try {
-      const earlier = readManifest(outDir);
-      if (earlier !== undefined) {
-        const why = await staleReason(outDir, spec, earlier, signal);
-        if (why === undefined) {
-          ctx.log.info(`${label}: already done in ${outDir} (manifest matches spec and files); skipped`);
-          return resultOf(input, outDir, earlier, true, attempt, started);
+      // Each pass: reuse a finished result, or launch; a launch that finds the folder in use by another
+      // live step process (a stale attempt, a second run) waits here, outside the retry budget, and looks again.
+      for (let busyWaitMs = 2000; ; busyWaitMs = Math.min(busyWaitMs * 2, 60_000)) {
+        const earlier = readManifest(outDir);
+        if (earlier !== undefined) {
+          const why = await staleReason(outDir, spec, earlier, signal);
+          if (why === undefined) {
+            ctx.log.info(`${label}: already done in ${outDir} (manifest matches spec and files); skipped`);
+            return resultOf(input, outDir, earlier, true, attempt, started);
+          }
+          ctx.log.info(`${label}: earlier output in ${outDir} is not reusable (${why}); running the step`);
         }
-        ctx.log.info(`${label}: earlier output in ${outDir} is not reusable (${why}); running the step`);
-      }
 
-      if (gpus.length > 0) {
-        beat.phase = 'waiting-for-gpu';
-        send();
-        await deps.leases?.acquire(gpus, signal);
-      }
-      try {
-        const specFile = writeSpecFile(outDir, spec);
-        const logFile = path.join(outDir, 'logs', `${input.step}-attempt-${attempt}.log`);
-        const cuda = gpus.join(',');
-        fs.mkdirSync(path.dirname(logFile), { recursive: true });
-        fs.appendFileSync(
-          logFile,
-          `=== ${new Date().toISOString()} ${label} attempt ${attempt} on ${deps.workerId} ` +
-            `(CUDA_VISIBLE_DEVICES=${JSON.stringify(cuda)}) ===\n`,
-        );
-        beat.phase = 'running';
-        watchdog = new StallWatchdog(checked.stallTimeoutMs, label);
-        const dog = watchdog;
-        const run = await runComputeProcess({
-          python: deps.env.python,
-          step: input.step,
-          specFile,
-          logFile,
-          env: {
-            ...process.env,
-            ...deps.workerEnv,
-            ...input.env,
-            CUDA_VISIBLE_DEVICES: cuda,
-            PYTHONUNBUFFERED: '1',
-          },
-          // Cancellation by Temporal or a stall: either kills the whole group.
-          signal: AbortSignal.any([signal, dog.signal]),
-          killGraceMs: deps.killGraceMs,
-          onSpawn: (pid) => {
-            dog.start();
-            beat.pid = pid;
-            if (gpus.length > 0) deps.leases?.setPid(gpus, pid);
-            send();
-          },
-          onEvent: (event) => {
-            dog.touch(); // any event line: the step is alive
-            if (event.event !== 'progress') return;
-            updateProgress(beat, event);
-            send();
-          },
-        });
-        const failure = failureForExit(run);
-        if (failure) throw failure;
-      } finally {
-        // Only reached once the child's whole group is gone, so the next user of the GPU meets no survivor.
-        if (gpus.length > 0) deps.leases?.release(gpus);
-      }
+        if (gpus.length > 0) {
+          beat.phase = 'waiting-for-gpu';
+          send();
+          await deps.leases?.acquire(gpus, signal);
+        }
+        try {
+          const specFile = writeSpecFile(outDir, spec);
+          const logFile = path.join(outDir, 'logs', `${input.step}-attempt-${attempt}.log`);
+          const cuda = gpus.join(',');
+          fs.mkdirSync(path.dirname(logFile), { recursive: true });
+          fs.appendFileSync(
+            logFile,
+            `=== ${new Date().toISOString()} ${label} attempt ${attempt} on ${deps.workerId} ` +
+              `(CUDA_VISIBLE_DEVICES=${JSON.stringify(cuda)}) ===\n`,
+          );
+          beat.phase = 'running';
+          watchdog = new StallWatchdog(checked.stallTimeoutMs, label);
+          const dog = watchdog;
+          const run = await runComputeProcess({
+            python: deps.env.python,
+            step: input.step,
+            specFile,
+            logFile,
+            env: {
+              ...process.env,
+              ...deps.workerEnv,
+              ...input.env,
+              CUDA_VISIBLE_DEVICES: cuda,
+              PYTHONUNBUFFERED: '1',
+            },
+            // Cancellation by Temporal or a stall: either kills the whole group.
+            signal: AbortSignal.any([signal, dog.signal]),
+            killGraceMs: deps.killGraceMs,
+            onSpawn: (pid) => {
+              dog.start();
+              beat.pid = pid;
+              if (gpus.length > 0) deps.leases?.setPid(gpus, pid);
+              send();
+            },
+            onEvent: (event) => {
+              dog.touch(); // any event line: the step is alive
+              if (event.event !== 'progress') return;
+              updateProgress(beat, event);
+              send();
+            },
+          });
+          if (run.errorKind === 'busy') {
+            ctx.log.warn(`${label}: ${run.errorMessage ?? `${outDir} is in use`}; looking again in ${busyWaitMs / 1000} s`);
+            beat.phase = 'waiting-for-folder';
+            beat.pid = null;
+            busy = true;
+          } else {
+            const failure = failureForExit(run);
+            if (failure) throw failure;
+          }
+        } finally {
+          // Only reached once the child's whole group is gone, so the next user of the GPU meets no survivor.
+          if (gpus.length > 0) deps.leases?.release(gpus);
+        }
+        if (busy) {
+          // The GPU is given back meanwhile: the writer we wait for runs elsewhere.
+          watchdog?.stop();
+          await sleepUnlessAborted(busyWaitMs, signal);
+          busy = false;
+          continue;
+        }
 
-      const loaded = readManifest(outDir);
-      if (loaded === undefined && input.expectManifest !== false) {
-        throw ApplicationFailure.nonRetryable(
-          `${input.step}: exited 0 but wrote no ${path.join(outDir, 'manifest.json')}; ` +
-            'a step must call write_manifest last (see compute/csr_compute/contract.py)',
-          ComputeFailureType.noManifest,
-        );
+        const loaded = readManifest(outDir);
+        if (loaded === undefined && input.expectManifest !== false) {
+          throw ApplicationFailure.nonRetryable(
+            `${input.step}: exited 0 but wrote no ${path.join(outDir, 'manifest.json')}; ` +
+              'a step must call write_manifest last (see compute/csr_compute/contract.py)',
+            ComputeFailureType.noManifest,
+          );
+        }
+        if (loaded && loaded.manifest.spec_hash !== specHash(spec)) {
+          ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
+        }
+        return resultOf(input, outDir, loaded, false, attempt, started);
       }
-      if (loaded && loaded.manifest.spec_hash !== specHash(spec)) {
-        ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
-      }
-      return resultOf(input, outDir, loaded, false, attempt, started);
     } catch (error) {
       if (watchdog?.fired) throw watchdog.signal.reason;
       const code = diskErrorCode(error);
@@ -252,6 +271,22 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
       watchdog?.stop();
     }
   };
+}
+
+/** Wait `ms`, or reject with the signal's reason as soon as it aborts (cancellation). */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function updateProgress(beat: StepHeartbeat, event: ComputeEvent): void {

@@ -48,7 +48,7 @@ export interface StepResult {
 }
 
 /** What a compute step is doing, as shown in its heartbeat. */
-export type StepPhase = 'checking' | 'waiting-for-gpu' | 'running';
+export type StepPhase = 'checking' | 'waiting-for-gpu' | 'waiting-for-folder' | 'running';
 
 /** Heartbeat details of `runComputeStep` (readable in `describe()` and the web UI). */
 export interface StepHeartbeat {

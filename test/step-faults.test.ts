@@ -13,7 +13,15 @@ import { createActivities } from '../activities';
 import { runComputeProcess } from '../activities/compute-process';
 import { NO_SPACE_FAILURE } from '../activities/disk-errors';
 import { STALLED_FAILURE } from '../activities/stall-watchdog';
-import { createTestEnv, tempDir, testWorkflowsPath, venvPython } from './helpers/temporal-harness';
+import type { StepHeartbeat } from '../activities';
+import {
+  createTestEnv,
+  eventually,
+  pendingActivities,
+  tempDir,
+  testWorkflowsPath,
+  venvPython,
+} from './helpers/temporal-harness';
 import type { RunStepOptions } from './workflows/compute-step-workflows';
 
 interface Context {
@@ -47,6 +55,8 @@ async function makeWorker(t: { context: Context }, python = venvPython) {
       heartbeatEveryMs: 200,
       killGraceMs: 2000,
     }),
+    // Let every heartbeat reach the server so describe() shows the latest one.
+    maxHeartbeatThrottleInterval: '100ms',
     shutdownGraceTime: 0,
   });
   return { worker, taskQueue };
@@ -121,18 +131,23 @@ test.serial('a step that meets a full disk itself fails retryably as ComputeNoSp
   });
 });
 
-test.serial('two attempts on one step folder: the second stops at once, retryably, naming the folder', async (t) => {
+test.serial('a second attempt on a step folder in use waits, outside the retry budget, and runs once it is free', async (t) => {
   const outDir = tempDir();
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
-    const first = await runStep(t, outDir, { sleep_s: 30 }, options(taskQueue));
+    const first = await runStep(t, outDir, { sleep_s: 60 }, options(taskQueue));
     // The lock file appears once the first child holds the folder.
     for (let i = 0; i < 600 && !fs.existsSync(path.join(outDir, '.step.lock')); i++) await new Promise((r) => setTimeout(r, 100));
     const second = await runStep(t, outDir, {}, options(taskQueue));
-    const cause = causeOf(await t.throwsAsync(second.result(), { instanceOf: WorkflowFailedError }));
-    t.false(cause.nonRetryable);
-    t.true(cause.message.includes(`step folder ${outDir} is being written by pid`), cause.message);
+    const waiting = await eventually('the second attempt waiting for the folder', async () => {
+      const [pending] = await pendingActivities(second);
+      const details = pending?.details as StepHeartbeat | undefined;
+      return details?.phase === 'waiting-for-folder' ? pending : undefined;
+    });
+    t.is(waiting.attempt, 1);
     await first.cancel();
+    const result = await second.result();
+    t.is(result.attempt, 1, 'the wait used no retry attempt');
   });
 });
 
