@@ -6,7 +6,7 @@
  * returns a small manifest summary; the plan (which spec each step gets) comes from pure functions in
  * src/shared/plan.ts, so that `csr resume --dry-run` can compute the same plan.
  */
-import { condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { type ActivityInterfaceFor, condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrIterationInput, IterationStatus, IterationSummary, StepSummary } from '../src/shared/run-types';
 import {
@@ -25,14 +25,19 @@ import { durationMs } from '../src/shared/duration';
 import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
 
-type Activities = WorkflowActivities;
+type Activities = ActivityInterfaceFor<WorkflowActivities>;
+
+/** What the Temporal UI shows for a compute step's activity: `iter 2 · generate · shard-0`. */
+export function activitySummary(iteration: number, step: string, label?: string): string {
+  return [`iter ${iteration}`, step, ...(label && label !== step ? [label] : [])].join(' · ');
+}
 
 /** Run one iteration; returns its summary for the run workflow's history. */
 export async function csrIteration(input: CsrIterationInput): Promise<IterationSummary> {
   const { config, paths, iteration } = input;
-  const gpu = proxyActivities<Activities>(computeActivityOptions(config, GPU_QUEUE));
-  const cpuCompute = proxyActivities<Activities>(computeActivityOptions(config, CPU_QUEUE));
-  const light = proxyActivities<Activities>(lightActivityOptions);
+  const gpu = proxyActivities<WorkflowActivities>(computeActivityOptions(config, GPU_QUEUE));
+  const cpuCompute = proxyActivities<WorkflowActivities>(computeActivityOptions(config, CPU_QUEUE));
+  const light = proxyActivities<WorkflowActivities>(lightActivityOptions);
 
   const steps: StepSummary[] = [];
   let currentStep: string | undefined;
@@ -58,15 +63,18 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     return Promise.all(
       entries.map(async ({ p, summary }) => {
         try {
-          const result = await acts.runComputeStep({
-            step: p.step,
-            spec: p.spec,
-            label: p.label,
-            env,
-            heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
-            ...stallTimeout(config),
-            ...(gpuCount ? { gpuCount } : {}),
-          });
+          // The summary names the activity in the Temporal UI, where every one is `runComputeStep`.
+          const result = await acts.runComputeStep.executeWithOptions({ summary: activitySummary(iteration, p.step, p.label) }, [
+            {
+              step: p.step,
+              spec: p.spec,
+              label: p.label,
+              env,
+              heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
+              ...stallTimeout(config),
+              ...(gpuCount ? { gpuCount } : {}),
+            },
+          ]);
           Object.assign(summary, {
             state: result.skipped ? 'skipped' : 'done',
             itemsTotal: result.itemsTotal,
@@ -124,7 +132,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     const trained = dpoStep(config, paths, iteration, input.model, curated);
     // A multi-GPU DPO runs on one host's queue, whose worker claims all the GPUs it needs at once.
     const dpoGpus = config.workers.dpo_gpus;
-    const dpoActs = dpoGpus > 1 ? proxyActivities<Activities>(computeActivityOptions(config, await gpu.hostTaskQueue())) : gpu;
+    const dpoActs = dpoGpus > 1 ? proxyActivities<WorkflowActivities>(computeActivityOptions(config, await gpu.hostTaskQueue())) : gpu;
     const [training] = await launch([trained], dpoActs, mlflowEnv, dpoGpus > 1 ? dpoGpus : undefined);
     dpoDir = trained.spec.out_dir;
     Object.assign(stats, prefixed('dpo', training?.stats ?? {}));
