@@ -236,3 +236,111 @@ def test_scienceqa_equals_eval_science_qa_on_edge_cases(choices):
             official = official_scienceqa_pred_idx(text, ["x"] * choices) == answer
             assert scienceqa_correct(text, answer, choices) == official, (text, answer)
     assert len(SQA_OPTIONS) == 5
+
+
+# --- GQA: the official eval.py (with LLaVA's patch for testdev: no scene graphs or choices needed) ------------
+# Its main loop, ported: accuracy, binary/open, per structural/semantic type, words and steps, validity and
+# plausibility, distribution and consistency; predictions as LLaVA's convert_gqa_for_eval.py writes them.
+
+def official_gqa(questions, predictions, choices, consistency):
+    from collections import defaultdict
+
+    def toScore(b):
+        return float(1 if b else 0)
+
+    def avg(values):
+        return 0 if len(values) == 0 else float(sum(values)) / len(values)
+
+    def belongs(element, group, question):
+        if "Common" in question["types"]["detailed"]:
+            group = ["color", "material", "shape"]
+        return element in group
+
+    def getStepsNum(question):
+        return len([c for c in question["semantic"] if not (any([o in "{}: {}".format(c["operation"], c["argument"])
+                                                                 for o in ["exist", "query: name", "choose name"]]))])
+
+    scores = {"accuracy": [], "binary": [], "open": [], "validity": [], "plausibility": [], "consistency": [],
+              "accuracyPerStructuralType": defaultdict(list), "accuracyPerSemanticType": defaultdict(list),
+              "accuracyPerLength": defaultdict(list), "accuracyPerSteps": defaultdict(list)}
+    dist = {"gold": defaultdict(lambda: defaultdict(int)), "predicted": defaultdict(lambda: defaultdict(int))}
+    for qid, question in questions.items():
+        if question["isBalanced"]:
+            gold = question["answer"]
+            predicted = predictions[qid]
+            correct = predicted == gold
+            score = toScore(correct)
+            scores["accuracy"].append(score)
+            scores["accuracyPerLength"][len(question["question"].split())].append(score)
+            scores["accuracyPerSteps"][getStepsNum(question)].append(score)
+            scores["accuracyPerStructuralType"][question["types"]["structural"]].append(score)
+            scores["accuracyPerSemanticType"][question["types"]["semantic"]].append(score)
+            scores["open" if question["types"]["structural"] == "query" else "binary"].append(score)
+            scores["validity"].append(toScore(belongs(predicted, choices[qid]["valid"], question)))
+            scores["plausibility"].append(toScore(belongs(predicted, choices[qid]["plausible"], question)))
+            globalGroup = question["groups"]["global"]
+            if globalGroup is not None:
+                dist["gold"][globalGroup][gold] += 1
+                dist["predicted"][globalGroup][predicted] += 1
+            if consistency:
+                inferredQuestions = [eid for eid in question["entailed"] if eid != qid]
+                if correct and len(inferredQuestions) > 0:
+                    scores["consistency"].append(avg([toScore(predictions[eid] == questions[eid]["answer"])
+                                                      for eid in inferredQuestions]))
+    sumScore, sumOverall = 0, 0
+    for group in dist["gold"]:
+        score, overall = 0, 0
+        for ans in dist["gold"][group]:
+            e = dist["gold"][group][ans]
+            o = dist["predicted"][group].get(ans, 0)
+            score += (float(o - e) ** 2) / e
+            overall += dist["gold"][group][ans]
+        sumScore += score * overall
+        sumOverall += overall
+    result = {k: avg(scores[k]) * 100 for k in ("accuracy", "binary", "open", "validity", "plausibility", "consistency")}
+    result["distribution"] = float(sumScore) / sumOverall / 100
+    for key, name in (("accuracyPerStructuralType", "structural"), ("accuracyPerSemanticType", "semantic"),
+                      ("accuracyPerLength", "words"), ("accuracyPerSteps", "steps")):
+        for t, values in scores[key].items():
+            result[f"{name}/{t}"] = avg(values) * 100
+    return result
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gqa_equals_eval_py_on_generated_questions(seed, tmp_path):
+    import json
+
+    from csr_compute.evaluation.answers import match_answers, read_answers
+    from csr_compute.evaluation.registry import get_benchmark, load_dataset
+    from csr_compute.evaluation.scoring import score
+
+    draw = rd.Random(seed)
+    vocab = ["red", "blue", "yes", "no", "left", "right", "cat", "metal"]
+    ids = [f"q{k}" for k in range(60)]
+    questions, choices, texts = {}, {}, {}
+    for qid in ids:
+        program = [{"operation": draw.choice(["select", "relate", "filter color", "exist", "query", "choose name"]),
+                    "argument": draw.choice(["name", "cat (3)", "?", "color"])} for _ in range(draw.randint(1, 4))]
+        questions[qid] = {
+            "imageId": "n1", "question": " ".join(["word"] * draw.randint(3, 7)) + "?", "answer": draw.choice(vocab),
+            "isBalanced": draw.random() < 0.6,
+            "types": {"structural": draw.choice(["query", "verify", "choose", "logical", "compare"]),
+                      "semantic": draw.choice(["attr", "obj", "rel", "cat", "global"]),
+                      "detailed": draw.choice(["colorQuery", "sameMaterialCommon", "existC"])},
+            "semantic": program, "groups": {"global": draw.choice([None, "color", "animal"]), "local": None},
+            "entailed": draw.sample(ids, draw.randint(0, 3))}
+        choices[qid] = {"valid": draw.sample(vocab, 4), "plausible": draw.sample(vocab, 2)}
+        texts[qid] = draw.choice([questions[qid]["answer"], questions[qid]["answer"].capitalize() + ".", "Red",
+                                  draw.choice(vocab), "The cat.", "metal..", ""])
+    (tmp_path / "testdev_all_questions.json").write_text(json.dumps(questions))
+    (tmp_path / "testdev_choices.json").write_text(json.dumps(choices))
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"question_id": q, "text": t}) + "\n" for q, t in texts.items()))
+    benchmark = get_benchmark("gqa")
+    dataset = load_dataset(benchmark, tmp_path, options={"questions": "all"})
+    ours = score(benchmark, dataset, match_answers(dataset, read_answers(answers)))
+    # LLaVA's convert_gqa_for_eval.py: text.rstrip('.').lower()
+    official = official_gqa(questions, {q: t.rstrip(".").lower() for q, t in texts.items()}, choices, True)
+    for name, value in official.items():
+        assert ours[name] == pytest.approx(value), name
+    assert {k for k in ours if "/" in k} == {k for k in official if "/" in k}
