@@ -344,3 +344,64 @@ def test_gqa_equals_eval_py_on_generated_questions(seed, tmp_path):
     for name, value in official.items():
         assert ours[name] == pytest.approx(value), name
     assert {k for k in ours if "/" in k} == {k for k in official if "/" in k}
+
+
+# --- MM-Vet: yuweihao/MM-Vet mm-vet_evaluator.py (commit acde843e), load_metadata + export_result -----------
+# Ported without pandas or the rounding to display decimals; the capability sets are compared as sets, since
+# the evaluator names a combination by joining a Python set (its order varies with PYTHONHASHSEED).
+
+def official_mmvet(data, grade_results, num_run):
+    from collections import Counter
+
+    import numpy as np
+
+    counter = Counter()
+    cap_set_list, cap_set_counter = [], []
+    for _id, value in data.items():
+        cap = set(value["capability"])
+        counter.update(cap)
+        if cap not in cap_set_list:
+            cap_set_list.append(cap)
+            cap_set_counter.append(1)
+        else:
+            cap_set_counter[cap_set_list.index(cap)] += 1
+    cap_socres = {k: [0.0] * num_run for k in list(counter) + ["total"]}
+    counter["total"] = len(data)
+    cap_socres2 = {frozenset(c): [0.0] * num_run for c in cap_set_list}
+    counter2 = {frozenset(c): n for c, n in zip(cap_set_list, cap_set_counter)}
+    for k, v in grade_results.items():
+        for i in range(num_run):
+            score = v["score"][i]
+            caps = set(data[k]["capability"])
+            for c in caps:
+                cap_socres[c][i] += score
+            cap_socres["total"][i] += score
+            cap_socres2[frozenset(caps)][i] += score
+    for k, v in cap_socres.items():
+        cap_socres[k] = np.array(v) / counter[k] * 100
+    std = cap_socres["total"].std()
+    runs = list(cap_socres["total"])
+    means = {k: v.mean() for k, v in cap_socres.items()}
+    combos = {k: np.mean(np.array(v) / counter2[k] * 100) for k, v in cap_socres2.items()}
+    return means, combos, std, runs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mmvet_scores_equal_the_official_evaluator_over_several_runs(seed):
+    from csr_compute.evaluation.scorers.judged import mmvet_metrics, mmvet_passes
+
+    draw = rd.Random(seed)
+    caps = ["rec", "ocr", "know", "gen", "spat", "math"]
+    data = {f"v1_{k}": {"capability": draw.sample(caps, draw.randint(1, 3))} for k in range(40)}
+    runs = 3
+    grades = {k: {"score": [draw.choice([0.0, 0.3, 0.5, 1.0]) for _ in range(runs)]} for k in data}
+    ours = mmvet_passes([mmvet_metrics([(data[k]["capability"], grades[k]["score"][i]) for k in data])
+                         for i in range(runs)])
+    means, combos, std, totals = official_mmvet(data, grades, runs)
+    assert ours["total"] == pytest.approx(means["total"]) and ours["total_sd"] == pytest.approx(std)
+    assert [ours[f"total/pass_{i}"] for i in range(runs)] == pytest.approx(totals)
+    for cap in caps:
+        if cap in means:
+            assert ours[f"capability/{cap}"] == pytest.approx(means[cap]), cap
+    assert {frozenset(k.split("/", 1)[1].split("_")): v for k, v in ours.items() if k.startswith("combination/")} \
+        == pytest.approx(combos)
