@@ -204,3 +204,14 @@ def test_llava_bench_reports_reference_and_model_scores_per_category(tmp_path, c
     assert (m["relative_score/detail"], m["reference_score/detail"], m["model_score/detail"]) == (0.0, 90.0, 0.0)
     assert (m["relative_score"], m["reference_score"], m["model_score"]) == (35.3, 85.0, 30.0)
     assert len(requests) == 2
+
+
+def test_gqa_and_mmbench_llava_answers_use_the_official_ids(tmp_path, capsys):
+    gqa = write_jsonl(tmp_path / "gqa.jsonl", [llava("q1", "Red."), llava("q2", "Yes"), llava("q3", "The left one")])
+    code, m = run(capsys, "gqa", "--data", FIXTURES / "gqa", "--answers", gqa)
+    assert code == 0 and m["accuracy"] == 50.0 and m["missing_answers"] == 1, m  # as the CSR-format fixture
+    # model_vqa_mmbench.py writes the TSV row index as question_id (and round_id, options, option_char).
+    rows = [llava(i, t) for i, t in ((0, "B"), (1000000, "A."), (2000000, "The answer is D"), (3000000, "dog"))]
+    mmbench = write_jsonl(tmp_path / "mmbench.jsonl", [{**r, "round_id": 0, "option_char": "ABCD"} for r in rows])
+    code, m = run(capsys, "mmbench", "--data", FIXTURES / "mmbench", "--answers", mmbench)
+    assert code == 0 and m["category/animal"] == 100.0, m
