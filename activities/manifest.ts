@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { specHash } from './canonical-json';
+import { matchesWithoutInputs } from './input-hashes';
 
 /** One artifact listed in a manifest. */
 export interface ManifestFile {
@@ -82,7 +83,12 @@ export async function staleReason(
   loaded: LoadedManifest,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (loaded.manifest.spec_hash !== specHash(spec)) return 'the spec changed';
+  if (
+    loaded.manifest.spec_hash !== specHash(spec) &&
+    !matchesWithoutInputs(spec, loaded.manifest.spec_hash, manifestPath(outDir))
+  ) {
+    return 'the spec changed';
+  }
   for (const [name, file] of Object.entries(loaded.manifest.files)) {
     // Hashing a checkpoint takes a while; a cancellation should not wait for all of them.
     signal?.throwIfAborted();

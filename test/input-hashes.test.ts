@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import test from 'ava';
 import { specHash } from '../activities/canonical-json';
 import { upstreamManifestHashes, withInputs } from '../activities/input-hashes';
+import { readManifest, staleReason } from '../activities/manifest';
 import { tempDir } from './helpers/temporal-harness';
 
 function stepFolder(dir: string, stats: Record<string, number>): string {
@@ -49,4 +50,21 @@ test('a spec that reads no upstream step output is left as it is', (t) => {
   const dir = tempDir();
   const spec = { out_dir: path.join(dir, 'out'), model: path.join(dir, 'nothing-here'), seed: 1 };
   t.is(withInputs(spec), spec);
+});
+
+test('a step finished before specs carried inputs is reused until an upstream step is redone after it', async (t) => {
+  const run = tempDir();
+  const upstream = stepFolder(path.join(run, 'iter-01', 'curate'), { pairs: 10 });
+  const outDir = path.join(run, 'iter-01', 'dpo');
+  const spec = { out_dir: outDir, pairs: [path.join(upstream, 'pairs.jsonl')] };
+  fs.mkdirSync(outDir, { recursive: true });
+  // The manifest as an earlier version wrote it: the hash of the spec without inputs.
+  fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify({ contract: 1, spec_hash: specHash(spec), files: {} }));
+  const asRun = withInputs(spec);
+  t.truthy(asRun.inputs);
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(path.join(upstream, 'manifest.json'), anHourAgo, anHourAgo);
+  t.is(await staleReason(outDir, asRun, readManifest(outDir)!), undefined);
+  stepFolder(upstream, { pairs: 11 }); // curate redone after the DPO step finished
+  t.is(await staleReason(outDir, withInputs(spec), readManifest(outDir)!), 'the spec changed');
 });
