@@ -11,7 +11,13 @@ import { createTestEnv, eventually } from './helpers/temporal-harness';
 import { listCommand, statusCommand } from '../src/cli/status-command';
 import { followRun } from '../src/cli/follow';
 import { nothingToResume } from '../src/cli/resume-check';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { loadConfig } from '../src/config';
+import { newRunInput, startRun } from '../src/cli/run-command';
 import type { FakeRunInput } from './workflows/cli-view-workflows';
+import * as activities from './workflows/cli-view-activities';
+import { repoRoot } from './helpers/temporal-harness';
 
 const test = anyTest as TestFn<{ env: TestWorkflowEnvironment; worker: Worker; running: Promise<void> }>;
 const workflowsPath = require.resolve('./workflows/cli-view-workflows');
@@ -21,7 +27,7 @@ test.before(async (t) => {
   t.context.env = await createTestEnv();
   // The commands connect as the CLI does, from the environment.
   process.env.TEMPORAL_ADDRESS = t.context.env.connection.options.address;
-  t.context.worker = await Worker.create({ connection: t.context.env.nativeConnection, taskQueue, workflowsPath });
+  t.context.worker = await Worker.create({ connection: t.context.env.nativeConnection, taskQueue, workflowsPath, activities });
   t.context.running = t.context.worker.run();
 });
 test.after.always(async (t) => {
@@ -53,11 +59,11 @@ async function printed(fn: () => Promise<unknown>): Promise<string> {
 }
 
 /** Start a stand-in run and wait for its second segment; the first segment's start time. */
-async function startChained(env: TestWorkflowEnvironment, workflowId: string) {
+async function startChained(env: TestWorkflowEnvironment, workflowId: string, stepMs = 0) {
   const handle = await env.client.workflow.start('csrRun', {
     taskQueue,
     workflowId,
-    args: [{ segment: 0, firstSegmentMs: 1500, history: [iteration0] } satisfies FakeRunInput],
+    args: [{ segment: 0, firstSegmentMs: 1500, history: [iteration0], stepMs } satisfies FakeRunInput],
   });
   const firstStart = (await handle.describe()).startTime;
   await eventually('the run to continue as new', async () => {
@@ -122,6 +128,48 @@ test.serial('follow prints one start and one end line per step (reused ones too)
   t.regex(text, /\n1 best\s+20\s+80\s+57\s+1m15s/, text);
   t.regex(text, /\nchange %\s+-20\.0\s+-11\.1/);
   t.regex((await nothingToResume(env.client, 'view-run-2')) ?? '', /^run view-run-2 completed \(iterations 0-1 done\): nothing to resume/);
+});
+
+test.serial('a run started by the CLI carries a summary for the Temporal UI', async (t) => {
+  const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
+  const input = newRunInput(config, path.join(repoRoot, 'configs', 'toy.yaml'));
+  const id = await startRun(input, `view-start-${Date.now()}`);
+  const handle = t.context.env.client.workflow.getHandle(id);
+  t.is(await (await handle.describe()).staticSummary(), 'CSR run of toy-csr: 3 iterations');
+  await handle.terminate('test: no worker runs it');
+});
+
+/** Run the CLI in a pseudo-terminal (util-linux `script`), as a person at a terminal does; its output. */
+function inTerminal(args: string[], columns = 200): Promise<string> {
+  const command = `stty cols ${columns}; node ${path.join(repoRoot, 'bin', 'csr.js')} ${args.join(' ')}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { ...process.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+  });
+}
+
+test.serial('in a terminal, follow draws a live bar per running step, then a summary under 100 columns', async (t) => {
+  const { env } = t.context;
+  await startChained(env, 'view-run-tty', 4000);
+  const handle = env.client.workflow.getHandle('view-run-tty');
+  // generate shard-0 heartbeats 0..64 of 64 prompts for 4 s, then ends.
+  const following = inTerminal(['follow', 'view-run-tty']);
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  await handle.signal('finish');
+  const out = await following;
+  // One bar, for the one running step, redrawn in place: its name on every frame, the ETA never unknown.
+  t.regex(out, /iter 1 generate shard-0\s+\|[█░]+\| \d+\/64 prompts  12\.50 prompts\/s/, out);
+  // eslint-disable-next-line no-control-regex
+  const text = out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+  t.regex(text, /iter 1 generate shard-0  done  64\/64 items/, text);
+  t.regex(text, /objective b\/CHAIR_I \(lower is better\), best at iteration 1/, text);
+  const summary = text.slice(text.indexOf('objective b/CHAIR_I'));
+  for (const line of summary.split('\n')) t.true(line.length < 100, `${line.length} columns: ${line}`);
+  t.false(/ETA -|merge merge/.test(text), text);
 });
 
 test.serial('Ctrl-C detaches from a run: follow returns and says the run goes on', async (t) => {

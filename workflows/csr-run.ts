@@ -27,6 +27,11 @@ import { safeKeyFrom } from '../src/shared/safe-path';
 import { overrideProblems, validRunInput } from './validate-input';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
 
+/** The Temporal UI's line for an iteration's workflow: `iteration 2 of 3 · toy-csr` (0 = the starting model). */
+export function iterationSummaryText(iteration: number, iterations: number, configName: string): string {
+  return `${iteration === 0 ? 'iteration 0 (starting model)' : `iteration ${iteration} of ${iterations}`} · ${configName}`;
+}
+
 /** Run (or go on with) a CSR run from its state. */
 export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   // Scheduled runs share one input; each takes its own workflow id (schedule id + time) as key.
@@ -116,6 +121,8 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     currentChildId = `${workflowInfo().workflowId}/iter-${iteration}`;
     const summary = await executeChild(csrIteration, {
       workflowId: currentChildId,
+      // What the Temporal UI lists for the child, rather than its id alone.
+      staticSummary: iterationSummaryText(iteration, iterations(), state.config.name),
       args: [
         {
           config,

@@ -77,8 +77,10 @@ export async function followRun(workflowId: string, clientOrOptions?: Client | F
   const multibar = tty
     ? new MultiBar({ format: ' {name} |{bar}| {progress}', hideCursor: true, clearOnComplete: false }, Presets.shades_classic)
     : undefined;
-  const say = (line: string) => (multibar ? multibar.log(`${line}\n`) : log(`[${new Date().toISOString().slice(11, 19)}] ${line}`));
   const bars = new Map<string, SingleBar>();
+  // Above live bars a line goes through the bars (which redraw under it); with none drawn, straight out.
+  const say = (line: string) =>
+    multibar && bars.size > 0 ? multibar.log(`${line}\n`) : log(multibar ? line : `[${new Date().toISOString().slice(11, 19)}] ${line}`);
   const started = new Set<string>();
   const ended = new Set<string>();
   const lastProgress = new Map<string, number>();
@@ -92,7 +94,8 @@ export async function followRun(workflowId: string, clientOrOptions?: Client | F
     for (;;) {
       const view = await viewRun(client, workflowId);
       const phase = view.run?.phase ?? view.status.toLowerCase();
-      if (phase !== lastPhase && phase !== 'running') say(`run ${workflowId}: ${phase}`);
+      // 'done' is said by the final status line below.
+      if (phase !== lastPhase && phase !== 'running' && phase !== 'done') say(`run ${workflowId}: ${phase}`);
       lastPhase = phase;
       for (const { iteration, step } of knownSteps(view)) {
         const key = `${iteration}:${step.step}:${step.label ?? ''}`;

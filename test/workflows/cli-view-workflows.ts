@@ -3,7 +3,8 @@
  * `iterationStatus`, `sweepStatus`) from a state the test drives by signal: the CLI's views
  * (`list`, `status`, `follow`, `resume`) are tested on a real server without running compute.
  */
-import { condition, continueAsNew, defineQuery, defineSignal, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type * as activities from './cli-view-activities';
 import type { IterationStatus, IterationSummary, RunStatus } from '../../src/shared/run-types';
 import type { SweepResult, SweepStatus } from '../../src/shared/sweep-types';
 
@@ -12,7 +13,11 @@ export interface FakeRunInput {
   segment: number;
   firstSegmentMs: number;
   history: IterationSummary[];
+  /** The second segment runs `generate shard-0` as an activity that heartbeats progress for this long (0 = none). */
+  stepMs?: number;
 }
+
+const { fakeStep } = proxyActivities<typeof activities>({ startToCloseTimeout: '1m', heartbeatTimeout: '10s' });
 
 const runStatusQuery = defineQuery<RunStatus>('runStatus');
 const iterationStatusQuery = defineQuery<IterationStatus>('iterationStatus');
@@ -29,10 +34,11 @@ export async function csrRun(input: FakeRunInput): Promise<IterationSummary[]> {
     { step: 'merge', label: 'merge', state: 'pending' },
   ];
   let finished = false;
-  setHandler(stepDoneSignal, () => {
+  const stepDone = () => {
     Object.assign(steps[0]!, { state: 'done', itemsTotal: 64, itemsReused: 0, itemsComputed: 64, wallSeconds: 75, endedAt: '2026-01-01T00:01:15Z' });
     Object.assign(steps[1]!, { state: 'skipped', itemsTotal: 1, itemsReused: 1, itemsComputed: 0, wallSeconds: 0 });
-  });
+  };
+  setHandler(stepDoneSignal, stepDone);
   setHandler(finishSignal, () => void (finished = true));
   const history = () => (finished ? [...input.history, { iteration: 1, model: 'm1', metrics: { 'b/CHAIR_I': 20, 'b/recall': 80 }, stats: { 'curate/pairs': 57 }, steps }] : input.history);
   setHandler(runStatusQuery, () => ({
@@ -51,6 +57,10 @@ export async function csrRun(input: FakeRunInput): Promise<IterationSummary[]> {
   if (input.segment === 0) {
     await sleep(input.firstSegmentMs);
     await continueAsNew<typeof csrRun>({ ...input, segment: 1 });
+  }
+  if (input.stepMs) {
+    await fakeStep(input.stepMs);
+    stepDone();
   }
   await condition(() => finished);
   return history();
