@@ -231,10 +231,11 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     eval_set = to_dataset(records[:params.eval_pairs]) if params.eval_pairs else None
     metrics_path = out / "metrics.jsonl"
     mlflow_cb = MlflowCallback()
+    progress_cb = ProgressCallback(STEP)
     trainer = _trainer_class(params.projector_learning_rate)(
         model=model, args=args, train_dataset=train_set, processing_class=processor, peft_config=peft_config,
         # The MLflow curves are mirrored from metrics.jsonl's records, with their timestamps (see MetricsFileCallback).
-        callbacks=[ProgressCallback(STEP), MetricsFileCallback(metrics_path, mirror=mlflow_cb)],
+        callbacks=[progress_cb, MetricsFileCallback(metrics_path, mirror=mlflow_cb)],
     )
     # The Trainer's own printer writes Python dicts to stdout, which is reserved for JSON events.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback as TqdmCallback
@@ -259,6 +260,8 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
             before = {}
     started = time.monotonic()
     train_output = trainer.train(resume_from_checkpoint=resume)
+    # What follows training (evaluation, saving) reports the training's end, not the 0/1 of the set-up.
+    progress = progress_cb.progress or progress
     after = _eval(trainer, eval_set, progress, "eval_after")
     with heartbeat(progress, "save_adapter"):
         trainer.save_model(str(out / "adapter"))

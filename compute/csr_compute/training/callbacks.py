@@ -40,6 +40,10 @@ class ProgressCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._stop_beating("save_checkpoint")
+        # max_steps is the Trainer's estimate; training ends at global_step, which is then the whole (100 %).
+        if self.progress is not None and state.global_step:
+            self.progress.total = self.progress.done = state.global_step
+            beat(self.progress, "train:done")
 
     @staticmethod
     def _last_loss(state) -> float | None:
