@@ -16,6 +16,7 @@ const { spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { foldPipOutput } = require('./pip-output');
 
 const root = path.resolve(__dirname, '..');
 const venv = path.resolve(process.env.CSR_VENV || path.join(root, '.venv'));
@@ -59,7 +60,7 @@ function run(stage, command, commandArgs, options = {}) {
   return result;
 }
 
-/** pip with its progress bars, minus the hundreds of "already satisfied" lines that hide them. */
+/** pip folded to one line (every line when it fails or with CSR_VERBOSE=1; see scripts/pip-output.js). */
 function pipFiltered(pipArgs) {
   const result = spawnSync(venvPythonPath(), ['-m', 'pip', ...pipArgs], {
     cwd: root,
@@ -67,11 +68,8 @@ function pipFiltered(pipArgs) {
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
-  const noise = /^(Requirement already satisfied|WARNING: Location|Looking in)/;
-  for (const text of [result.stdout, result.stderr]) {
-    const kept = (text || '').split('\n').filter((l) => l.trim() && !noise.test(l));
-    if (kept.length) process.stdout.write(kept.join('\n') + '\n');
-  }
+  const lines = foldPipOutput(result.stdout, result.stderr, result.status, process.env.CSR_VERBOSE === '1');
+  if (lines.length) process.stdout.write(lines.join('\n') + '\n');
   return result.status;
 }
 
@@ -124,7 +122,7 @@ if (stampOk('pip', pipStamp)) {
   line('python', `installing pinned requirements (${cuda ? 'CUDA' : 'CPU'} torch); the first time takes a few minutes`);
   const pip = [venvPython, '-m', 'pip'];
   run('python', pip[0], [...pip.slice(1), 'install', '--disable-pip-version-check', '-q', 'pip>=24']);
-  const pipArgs = ['install', '--disable-pip-version-check', '--progress-bar', 'on', '-r', requirements, '-c', constraints];
+  const pipArgs = ['install', '--disable-pip-version-check', '--progress-bar', 'off', '-r', requirements, '-c', constraints];
   if (pipFiltered(pipArgs) !== 0) {
     line('python', 'FAILED: pip could not install compute/requirements.txt (see above)');
     process.exit(1);
