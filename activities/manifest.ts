@@ -76,6 +76,23 @@ export function readManifest(outDir: string): LoadedManifest | undefined {
   return { manifest, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
+/**
+ * Config keys retired from the `dpo` section with the one value each could hold (issue 15). A DPO spec
+ * written before carried them in `params`; mirrored in `csr_compute/steps/dpo.py` (RETIRED_PARAMS).
+ */
+const RETIRED_DPO_PARAMS = { reference: 'iteration_start', policy_init: 'previous_merged', data: 'current_iteration' };
+
+/**
+ * `spec` and the form it had before the retired keys went, so that a step an earlier run finished still
+ * counts as finished. Only a DPO spec ever held them; adding them to another step's `params` makes a
+ * spec that never existed, whose hash matches nothing.
+ */
+function specForms(spec: Record<string, unknown>): Record<string, unknown>[] {
+  const params = spec.params;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return [spec];
+  return [spec, { ...spec, params: { ...RETIRED_DPO_PARAMS, ...params } }];
+}
+
 /** Why a finished-looking step is not reusable, or undefined when it is. */
 export async function staleReason(
   outDir: string,
@@ -83,10 +100,10 @@ export async function staleReason(
   loaded: LoadedManifest,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (
-    loaded.manifest.spec_hash !== specHash(spec) &&
-    !matchesWithoutInputs(spec, loaded.manifest.spec_hash, manifestPath(outDir))
-  ) {
+  const recorded = loaded.manifest.spec_hash;
+  const matches = (form: Record<string, unknown>) =>
+    recorded === specHash(form) || matchesWithoutInputs(form, recorded, manifestPath(outDir));
+  if (!specForms(spec).some(matches)) {
     return 'the spec changed';
   }
   for (const [name, file] of Object.entries(loaded.manifest.files)) {

@@ -15,7 +15,8 @@ export const CONFIG_ERROR = 'ConfigError';
 /** The config, defaults filled, or a non-retryable `ConfigError` failure with the CLI's message. */
 export function validConfig(config: unknown, source: string): CsrConfig {
   try {
-    return parseConfig(config, source);
+    // Recorded: the input of a run started before a key was retired (continue-as-new, a resume) still loads.
+    return parseConfig(config, source, { recorded: true });
   } catch (error) {
     if (error instanceof ConfigError) {
       throw ApplicationFailure.create({ message: `invalid config ${error.message}`, type: CONFIG_ERROR, nonRetryable: true, details: [error.problems] });

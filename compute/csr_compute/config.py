@@ -109,7 +109,6 @@ class RunConfig:
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     activities: ActivitiesSection = field(default_factory=ActivitiesSection)
-    torch_threads: Optional[int] = None
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_none(dataclasses.asdict(self))

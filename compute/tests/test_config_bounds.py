@@ -19,7 +19,7 @@ from csr_compute.steps.reward import RewardParams
 SECTIONS = {"generate": GenerateParams, "reward": RewardParams, "curate": CurateParams, "dpo": DpoParams}
 # Limits that no compute step reads from its section: they are enforced in TypeScript only.
 TYPESCRIPT_ONLY = {
-    "iterations", "seed", "toyworld.seed", "torch_threads", "prompts.limit",  # the plan turns them into spec fields
+    "iterations", "seed", "toyworld.seed", "prompts.limit",  # the plan turns them into spec fields
     "workers.gpu_shards", "workers.dpo_gpus",  # the workflow fans out; a step sees one shard
     "activities.retry.maximum_attempts", "activities.retry.backoff_coefficient",  # Temporal's retry policy
     "evaluate.batch_size", "evaluate.max_new_tokens", "evaluate.benchmarks[].limit",  # evaluate spec, own names

@@ -81,7 +81,7 @@ export async function resumeCommand(id: string, options: { dryRun?: boolean; wai
   }
   if (old === undefined) throw new Error(`run ${id}: no start input`);
   // The old run's config is checked against today's schema before anything starts (exit 2, one line per field).
-  old.config = parseConfig(old.config, `config of run ${id}`);
+  old.config = parseConfig(old.config, `config of run ${id}`, { recorded: true });
   const rows = await resumePlan(old);
   const done = old.history.map((h) => h.iteration);
   console.log(`run ${id}: iterations done ${done.length ? done.join(', ') : 'none'}; resuming from iteration ${old.nextIteration}`);

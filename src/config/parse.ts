@@ -59,9 +59,47 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], input: unkno
   return lines;
 }
 
-/** Validate an already-parsed config object. */
-export function parseConfig(input: unknown, file = '<config>'): CsrConfig {
-  const result = rawConfigSchema.safeParse(input, { reportInput: true });
-  if (!result.success) throw new ConfigError(file, describeIssues(result.error.issues, input));
+/**
+ * Keys removed because they did nothing: each `dpo` one had a single allowed value, the fixed behaviour,
+ * and `torch_threads` was read by no code (the worker sets a stand-in's threads). `value`: the one value
+ * the key could hold; absent = any.
+ */
+const RETIRED: readonly { section?: string; key: string; value?: string; why: string }[] = [
+  { section: 'dpo', key: 'reference', value: 'iteration_start', why: "the reference is always the iteration's starting model" },
+  { section: 'dpo', key: 'policy_init', value: 'previous_merged', why: 'the policy always starts from the previous merged model' },
+  { section: 'dpo', key: 'data', value: 'current_iteration', why: "DPO always trains on the iteration's own pairs" },
+  { key: 'torch_threads', why: "a stand-in worker's threads are set by the worker (cores / stand-ins)" },
+];
+
+/**
+ * The config without its retired keys, and one line per key dropped. `recorded` (the config of a run
+ * started before the keys went): only keys holding their old value are dropped, silently, so that the
+ * run can still be resumed; any other value is left for the schema to refuse as an unknown field.
+ */
+function withoutRetired(input: unknown, recorded: boolean): { config: unknown; problems: string[] } {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { config: input, problems: [] };
+  const config: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+  const problems: string[] = [];
+  for (const { section, key, value, why } of RETIRED) {
+    const holder = section === undefined ? config : config[section];
+    if (holder === null || typeof holder !== 'object' || Array.isArray(holder) || !(key in holder)) continue;
+    const { [key]: old, ...rest } = holder as Record<string, unknown>;
+    if (recorded && value !== undefined && old !== value) continue;
+    if (section === undefined) delete config[key];
+    else config[section] = rest;
+    if (!recorded) problems.push(`${section === undefined ? key : `${section}.${key}`}: removed (${why}), got ${show(old)}; delete the line`);
+  }
+  return { config, problems };
+}
+
+/**
+ * Validate an already-parsed config object. `recorded`: the config of a run started earlier (a resume,
+ * the workflow's own input), whose retired keys with their old value are dropped instead of refused.
+ */
+export function parseConfig(input: unknown, file = '<config>', options: { recorded?: boolean } = {}): CsrConfig {
+  const { config, problems } = withoutRetired(input, options.recorded ?? false);
+  const result = rawConfigSchema.safeParse(config, { reportInput: true });
+  if (!result.success) throw new ConfigError(file, [...problems, ...describeIssues(result.error.issues, config)]);
+  if (problems.length) throw new ConfigError(file, problems);
   return result.data;
 }

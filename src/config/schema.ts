@@ -145,6 +145,11 @@ const curate = z
   })
   .strict();
 
+/**
+ * DPO on the iteration's own curated pairs. Fixed, not configurable (CSR): the policy starts from the
+ * iteration's starting model (the previous iteration's merged model), and the frozen reference is that
+ * same model (the policy with its LoRA adapters disabled).
+ */
 const dpo = z
   .object({
     /** Strength of the KL constraint; 0 makes the DPO loss constant (nothing is learned). @default 0.1 */
@@ -177,12 +182,6 @@ const dpo = z
     gradient_checkpointing: bool().default(false),
     /** Training pairs on which the DPO loss and margin are measured before and after training (0 = skip). */
     eval_pairs: int(0).default(32),
-    /** Frozen reference model: the iteration's starting model (CSR). */
-    reference: oneOf(['iteration_start']).default('iteration_start'),
-    /** Policy each iteration starts from: the previous iteration's merged model (CSR). */
-    policy_init: oneOf(['previous_merged']).default('previous_merged'),
-    /** Preference data each iteration trains on: its own freshly generated pairs (CSR). */
-    data: oneOf(['current_iteration']).default('current_iteration'),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -326,8 +325,6 @@ const workers = z
   })
   .strict();
 
-const torchThreads = int(1, 1024);
-
 /** The config file as written. */
 export const rawConfigSchema = z
   .object({
@@ -348,8 +345,6 @@ export const rawConfigSchema = z
     evaluate: evaluate.default(evaluate.parse({})),
     workers: workers.default(workers.parse({})),
     activities: activityTimeouts.default(activityTimeouts.parse({})),
-    /** Torch threads per compute process (CPU stand-ins share the cores). */
-    torch_threads: torchThreads.optional(),
   })
   .strict();
 

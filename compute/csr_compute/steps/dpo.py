@@ -55,9 +55,6 @@ class DpoParams:
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1 = run the epochs)."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (off in the reference by a script bug)."})
     eval_pairs: int = field(default=32, metadata={"help": "Training pairs on which DPO loss/margin are measured before and after training (0 = skip)."})
-    reference: str = field(default="iteration_start", metadata={"help": "Frozen reference model: 'iteration_start' (spec.model)."})
-    policy_init: str = field(default="previous_merged", metadata={"help": "Orchestration: which folder the caller passes as spec.model."})
-    data: str = field(default="current_iteration", metadata={"help": "Orchestration: which pairs the caller passes."})
 
     def __post_init__(self) -> None:
         # The schema's limits (config_bounds.json), so that what the CLI accepted is accepted here;
@@ -88,9 +85,6 @@ class DpoParams:
             raise SpecError(f"{p}.max_steps", 0, "-1 (run the epochs) or a positive step count")
         check_bool(f"{p}.gradient_checkpointing", self.gradient_checkpointing)
         check_int(f"{p}.eval_pairs", self.eval_pairs, minimum=0)
-        check_choice(f"{p}.reference", self.reference, ("iteration_start",))
-        check_str(f"{p}.policy_init", self.policy_init)
-        check_str(f"{p}.data", self.data)
 
 
 @dataclass
@@ -106,7 +100,26 @@ class DpoSpec(StepSpec):
         self.pairs = check_paths("pairs", self.pairs)
         if self.images_dir is not None:
             check_str("images_dir", self.images_dir)
-        self.params = from_dict(DpoParams, self.params, "params")
+        self.params = from_dict(DpoParams, _without_retired(self.params), "params")
+
+
+# Keys retired from the dpo section (issue 15) with the one value each could hold: the policy starts from
+# spec.model, the reference is spec.model (adapters off), the pairs are spec.pairs. A spec written before
+# (a worker still running older code, a step folder of an earlier run) carries them; mirrored in
+# activities/manifest.ts.
+RETIRED_PARAMS = {"reference": "iteration_start", "policy_init": "previous_merged", "data": "current_iteration"}
+
+
+def _without_retired(params: Any) -> Any:
+    if not isinstance(params, dict):
+        return params
+    return {k: v for k, v in params.items() if not (k in RETIRED_PARAMS and v == RETIRED_PARAMS[k])}
+
+
+def _as_written_before(raw_spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the plan wrote it before the retired keys went (to recognise a folder written then)."""
+    params = raw_spec.get("params")
+    return {**raw_spec, "params": {**RETIRED_PARAMS, **params}} if isinstance(params, dict) else raw_spec
 
 
 def lora_targets(model: Any) -> str:
@@ -168,7 +181,7 @@ def _eval(trainer: Any, dataset: Any, progress: Progress, phase: str) -> dict[st
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     spec = from_dict(DpoSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec)
+    done = completed_manifest(spec.out_dir, raw_spec) or completed_manifest(spec.out_dir, _as_written_before(raw_spec))
     if done is not None:
         log(f"dpo: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
@@ -183,7 +196,10 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
 
     set_threads_from_env()
     seed_everything(spec.seed)
-    guard_resume(spec.out_dir, raw_spec)
+    try:
+        guard_resume(spec.out_dir, raw_spec)
+    except SpecError:
+        guard_resume(spec.out_dir, _as_written_before(raw_spec))  # a folder an earlier run started, or the same error
     params = spec.params
     out = Path(spec.out_dir)
     records = to_trl_records(read_jsonl(spec.pairs, "pairs file"), spec.images_dir)
