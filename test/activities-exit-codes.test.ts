@@ -1,12 +1,65 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import test from 'ava';
 import { ApplicationFailure } from '@temporalio/common';
-import { ComputeFailureType, EXIT_CODES, exitCodesFile, failureForExit } from '../activities/exit-codes';
+import { ComputeFailureType, EXIT_CODES, failureForExit, type StepExit } from '../activities/exit-codes';
+import { csrEnv } from '../src/env';
 
-test('the table is the one in compute/csr_compute/exit_codes.json', (t) => {
-  const raw = JSON.parse(fs.readFileSync(exitCodesFile, 'utf8'));
-  t.deepEqual(EXIT_CODES.non_retryable, raw.non_retryable);
-  t.is(EXIT_CODES.retryable, raw.retryable);
+/**
+ * Run `python -m csr_compute curate` (the one step that loads no torch: a second) on `spec` and return
+ * its exit as the activity sees it: the code and the message of its `error` event.
+ */
+function runCurate(spec: Record<string, unknown>): StepExit {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-exit-codes-'));
+  try {
+    const specFile = path.join(dir, 'spec.json');
+    const outDir = path.join(dir, String(spec.out_dir ?? 'out'));
+    fs.writeFileSync(specFile, JSON.stringify({ images_dir: dir, ...spec, out_dir: outDir }));
+    const child = spawnSync(csrEnv().python, ['-m', 'csr_compute', 'curate', '--spec', specFile], {
+      encoding: 'utf8',
+      env: { ...process.env, CSR_WATCH_PARENT: '0' },
+      timeout: 120_000,
+    });
+    const events = child.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { event: string; kind?: string; message?: string });
+    const error = events.filter((event) => event.event === 'error').pop();
+    return {
+      step: 'curate',
+      code: child.status,
+      signal: child.signal,
+      errorMessage: error?.message,
+      errorKind: error?.kind,
+      stderrTail: child.stderr,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('the compute package exits with the codes this side maps: bad spec and missing input fail for good, a crash is retried', (t) => {
+  const scored = (dir: string) => [path.join(dir, 'reward', 'scored.jsonl')];
+  const bad = runCurate({ scored: scored(os.tmpdir()), params: { sample_size: -1 } });
+  const badFailure = failureForExit(bad);
+  t.is(badFailure?.type, ComputeFailureType.badSpec, JSON.stringify(bad));
+  t.true(badFailure?.nonRetryable);
+  t.is(badFailure?.message, 'curate: params.sample_size: expected an integer >= 0, got -1');
+
+  const missing = runCurate({ scored: [path.join(os.tmpdir(), 'no-such-run', 'scored.jsonl')], params: {} });
+  const missingFailure = failureForExit(missing);
+  t.is(missingFailure?.type, ComputeFailureType.missingInput, JSON.stringify(missing));
+  t.true(missingFailure?.nonRetryable);
+  t.regex(missingFailure?.message ?? '', /no-such-run\/scored\.jsonl' does not exist/);
+
+  // An out_dir under a regular file: the step cannot create its folder, an OSError the package calls a crash.
+  const crash = runCurate({ scored: scored(os.tmpdir()), params: {}, out_dir: 'spec.json/out' });
+  const crashFailure = failureForExit(crash);
+  t.is(crash.code, EXIT_CODES.retryable, JSON.stringify(crash));
+  t.is(crashFailure?.type, ComputeFailureType.retryable);
+  t.false(crashFailure?.nonRetryable);
 });
 
 test('exit 0 is success', (t) => {
