@@ -60,7 +60,9 @@ export async function startRun(input: CsrRunInput, workflowId = input.runKey): P
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     memo: { configFile: input.configFile ?? '', runKey: input.runKey },
     // The Temporal UI's line for the run (its first segment; each iteration's workflow has its own).
-    staticSummary: `CSR run of ${input.config.name}: ${input.overrides?.iterations ?? input.config.iterations} iterations${input.resumedFrom ? `, resuming ${input.resumedFrom}` : ''}`,
+    staticSummary:
+      `CSR run of ${input.config.name}: ${input.overrides?.iterations ?? input.config.iterations} iterations` +
+      (input.resumedFrom ? `, resuming ${input.resumedFrom}` : ''),
   });
   return workflowId;
 }

@@ -133,7 +133,9 @@ async function sweepStatus(client: Client, id: string, options: { json?: boolean
   const chain = await chainTimes(client, id).catch(() => ({ start: undefined, close: undefined }));
   const startTime = (chain.start ?? description.startTime).toISOString();
   if (options.json) {
-    console.log(JSON.stringify({ workflowId: id, kind: 'sweep', temporalStatus: description.status.name, phase: status?.phase, startTime, closeTime: description.closeTime?.toISOString(), runs, table: result?.table }, null, 2));
+    const closeTime = description.closeTime?.toISOString();
+    const json = { workflowId: id, kind: 'sweep', temporalStatus: description.status.name, phase: status?.phase, startTime, closeTime, runs };
+    console.log(JSON.stringify({ ...json, table: result?.table }, null, 2));
     return 0;
   }
   console.log(`sweep ${id}: ${status?.phase ?? description.status.name.toLowerCase()}`);

@@ -113,7 +113,10 @@ function render(history: IterationSummary[], metrics: string[], stats: [string, 
   let lastBench: string | undefined;
   const benchRow = ['', ...metrics.map((m) => (split(m)[0] === lastBench ? '' : (lastBench = split(m)[0]))), ...stats.map(() => ''), ''];
   const nameRow = ['iteration', ...metrics.map((m) => split(m)[1] + (m === objective ? arrow : '')), ...stats.map(([, short]) => short), 'time'];
-  const columns = [...metrics.map((m) => columnCells(history.map((h) => h.metrics[m]))), ...stats.map(([name]) => columnCells(history.map((h) => h.stats[name])))];
+  const columns = [
+    ...metrics.map((m) => columnCells(history.map((h) => h.metrics[m]))),
+    ...stats.map(([name]) => columnCells(history.map((h) => h.stats[name]))),
+  ];
   const rows = history.map((h, i) => {
     const value = objective ? h.metrics[objective] : undefined;
     const worse = h.iteration > 0 && value !== undefined && start !== undefined && (direction === 'minimize' ? value > start : value < start);

@@ -40,7 +40,8 @@ export async function csrRun(input: FakeRunInput): Promise<IterationSummary[]> {
   };
   setHandler(stepDoneSignal, stepDone);
   setHandler(finishSignal, () => void (finished = true));
-  const history = () => (finished ? [...input.history, { iteration: 1, model: 'm1', metrics: { 'b/CHAIR_I': 20, 'b/recall': 80 }, stats: { 'curate/pairs': 57 }, steps }] : input.history);
+  const last = { iteration: 1, model: 'm1', metrics: { 'b/CHAIR_I': 20, 'b/recall': 80 }, stats: { 'curate/pairs': 57 }, steps };
+  const history = () => (finished ? [...input.history, last] : input.history);
   setHandler(runStatusQuery, () => ({
     workflowId,
     runKey: workflowId,
