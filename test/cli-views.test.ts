@@ -123,6 +123,7 @@ test.serial('follow prints one start and one end line per step (reused ones too)
   t.is(lines.filter((l) => /generate shard-0  started/.test(l)).length, 1, text);
   t.regex(text, /iter 1 generate shard-0  done  64\/64 items \(0 reused, 64 computed\)  1m15s/);
   t.regex(text, /iter 0 evaluate b  done  300\/300 items/, 'steps of finished iterations too');
+  t.regex(text, /run view-run-2: completed \(started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, ran \d+s\)/, 'its duration across segments');
   t.false(/merge merge|ETA -/.test(text), text);
   t.regex(text, /objective b\/CHAIR_I \(lower is better\), best at iteration 1/);
   t.regex(text, /\n1 best\s+20\s+80\s+57\s+1m15s/, text);

@@ -11,7 +11,7 @@ import { connectClient } from '../client/temporal';
 import { viewRun, type ActivityProgress, type RunView } from '../client/progress';
 import type { StepSummary } from '../shared/run-types';
 import { clock, summaryTable } from './summary-table';
-import { mlflowRunRefs, uiLinks } from './output';
+import { mlflowRunRefs, startLine, uiLinks } from './output';
 
 export { changeVsStart, summaryTable } from './summary-table';
 
@@ -146,9 +146,9 @@ export async function followRun(workflowId: string, clientOrOptions?: Client | F
     log(`detached from ${workflowId}; the run goes on. Re-attach: npx csr follow ${workflowId}  stop it: npx csr cancel ${workflowId}`);
     return 130;
   }
-  const final = await viewRun(client, workflowId);
+  const final = await viewRun(client, workflowId, { chain: true });
   log('');
-  log(`run ${workflowId}: ${final.status.toLowerCase()}`);
+  log(`run ${workflowId}: ${final.status.toLowerCase()}${final.startTime ? ` (${startLine(final)})` : ''}`);
   if (final.failure) log(`failure: ${final.failure}`);
   if (final.run?.history.length) {
     log(summaryTable(final.run.history, { objective: final.run.objective, direction: final.run.objectiveDirection, wide: options.wide }));

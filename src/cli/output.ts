@@ -15,6 +15,15 @@ export function seconds(value: number | undefined): string {
   return `${(value / 3600).toFixed(1)}h`;
 }
 
+/** `45s`, `2m05s`, `1h02m`; `-` when unknown. */
+export function clock(secondsTotal: number | undefined): string {
+  if (secondsTotal === undefined || !Number.isFinite(secondsTotal)) return '-';
+  const s = Math.round(secondsTotal);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
 export function metric(value: number | undefined): string {
   if (value === undefined) return '-';
   return Math.abs(value) >= 100 ? value.toFixed(1) : value.toFixed(3);
@@ -51,4 +60,13 @@ export async function mlflowRunRefs(refs?: { experimentName: string; runId?: str
   } catch {
     return undefined;
   }
+}
+
+/** Start and duration of a run across its continue-as-new segments, e.g. `started 2026-11-30 19:04:35 UTC, ran 12m30s`. */
+export function startLine(view: { startTime?: string; closeTime?: string; status: string }, now = new Date()): string | undefined {
+  if (!view.startTime) return undefined;
+  const start = new Date(view.startTime);
+  const end = view.closeTime && view.status !== 'RUNNING' ? new Date(view.closeTime) : now;
+  const verb = view.status === 'RUNNING' ? 'running for' : 'ran';
+  return `started ${view.startTime.slice(0, 19).replace('T', ' ')} UTC, ${verb} ${clock((end.getTime() - start.getTime()) / 1000)}`;
 }

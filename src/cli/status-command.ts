@@ -7,7 +7,7 @@ import type { RunStatus, StepSummary } from '../shared/run-types';
 import type { SweepResult, SweepStatus } from '../shared/sweep-types';
 import { progressText, stepName } from './follow';
 import { clock, iterationWallTime, summaryTable } from './summary-table';
-import { mlflowRunRefs, table, uiLinks } from './output';
+import { mlflowRunRefs, startLine, table, uiLinks } from './output';
 import { sweepTableText } from './sweep/output';
 
 /** One step's state and item counts, in the snake_case names of the step manifests. */
@@ -82,20 +82,11 @@ export function stepsTable(view: RunView): string | undefined {
   ]);
 }
 
-/** Start and duration of a run across its continue-as-new segments, e.g. `started 2026-11-30 19:04:35 UTC, ran 12m30s`. */
-export function startLine(view: Pick<RunView, 'startTime' | 'closeTime' | 'status'>, now = new Date()): string | undefined {
-  if (!view.startTime) return undefined;
-  const start = new Date(view.startTime);
-  const end = view.closeTime && view.status !== 'RUNNING' ? new Date(view.closeTime) : now;
-  const verb = view.status === 'RUNNING' ? 'running for' : 'ran';
-  return `started ${view.startTime.slice(0, 19).replace('T', ' ')} UTC, ${verb} ${clock((end.getTime() - start.getTime()) / 1000)}`;
-}
-
 export async function statusCommand(id: string, options: { json?: boolean; wide?: boolean }): Promise<number> {
   const client = await connectClient();
   const description = await client.workflow.getHandle(id).describe();
   if (description.type === 'csrSweep') return sweepStatus(client, id, options);
-  const view = await viewRun(client, id);
+  const view = await viewRun(client, id, { chain: true });
   if (options.json) {
     console.log(JSON.stringify(statusJson(view), null, 2));
     return 0;

@@ -5,7 +5,9 @@
  * `--wide` shows every headline metric and the pair-quality statistics; `status --json` has everything.
  */
 import type { IterationSummary } from '../shared/run-types';
-import { metric, table } from './output';
+import { clock, metric, table } from './output';
+
+export { clock } from './output';
 
 /** How the summary is laid out. */
 export interface SummaryOptions {
@@ -51,15 +53,6 @@ export function iterationWallTime(h: IterationSummary): string {
   let total = starts.length && ends.length ? (Math.max(...ends) - Math.min(...starts)) / 1000 : NaN;
   if (!Number.isFinite(total)) total = h.steps.reduce((sum, s) => sum + (s.wallSeconds ?? 0), 0) || NaN;
   return clock(total);
-}
-
-/** `45s`, `2m05s`, `1h02m`; `-` when unknown. */
-export function clock(secondsTotal: number | undefined): string {
-  if (secondsTotal === undefined || !Number.isFinite(secondsTotal)) return '-';
-  const s = Math.round(secondsTotal);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** The iteration whose objective is best (undefined without an objective value). */

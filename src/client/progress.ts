@@ -106,8 +106,11 @@ export async function chainTimes(client: Client, workflowId: string): Promise<{ 
   return { start, close: open ? undefined : close };
 }
 
-/** The whole picture of one run. */
-export async function viewRun(client: Client, workflowId: string): Promise<RunView> {
+/**
+ * The whole picture of one run. `startTime` is the first continue-as-new segment's with `chain`
+ * (a visibility query more; a poll loop does without it), else the latest segment's.
+ */
+export async function viewRun(client: Client, workflowId: string, options: { chain?: boolean } = {}): Promise<RunView> {
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
   const view: RunView = {
@@ -118,7 +121,7 @@ export async function viewRun(client: Client, workflowId: string): Promise<RunVi
     activities: [],
   };
   try {
-    const chain = await chainTimes(client, workflowId);
+    const chain = options.chain ? await chainTimes(client, workflowId) : {};
     if (chain.start && chain.start < (description.startTime ?? chain.start)) view.startTime = chain.start.toISOString();
   } catch {
     // Visibility may lag or be unavailable: the latest segment's start is the best we have.
