@@ -162,7 +162,9 @@ export async function listCommand(options: { json?: boolean; limit?: number }): 
   const client = await connectClient();
   const rows = new Map<string, ListRow>();
   const limit = options.limit ?? 50;
+  let read = 0;
   for await (const execution of client.workflow.list({ query: "WorkflowType = 'csrRun' OR WorkflowType = 'csrSweep'" })) {
+    if (++read > 20 * limit + 1000) break; // a crowded namespace: the listed runs' older segments are this far at most
     const start = execution.startTime.toISOString();
     const known = rows.get(execution.workflowId);
     if (known) {
