@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     lock_fd: int | None = None
     try:
         spec = read_spec(args.spec)
-        if isinstance(spec.get("out_dir"), str) and spec["out_dir"]:
-            # Held until the step ends (the OS releases it however we die): one writer per folder.
+        if isinstance(spec.get("out_dir"), str) and os.path.isabs(spec["out_dir"]):
+            # Held until the step ends (the OS releases it however we die): one writer per folder. A relative
+            # out_dir is refused by the step's own check; locking it first would create folders under the cwd.
             lock_fd = acquire_step_lock(spec["out_dir"])
         step = load_step(args.step)
         if args.step not in WITHOUT_TORCH:
