@@ -13,6 +13,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A step run in-process sets torch's thread count from CSR_TORCH_THREADS and nothing sets it back;
+    float sums then differ in the last digits between tests run before and after it, and the
+    same-seed-same-bytes tests compare outputs of both. Each test leaves the count as it found it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> SimpleNamespace:
     """A tiny random LLaVA and CLIP saved as model folders, 8 images and a prompts.json (built once per session)."""
