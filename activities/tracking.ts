@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
+import { runDescription } from '../src/shared/run-description';
 import type { IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
 import { dpoCurvePoints } from './dpo-curves';
 
@@ -97,6 +98,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       const spec: RunSpec = {
         ...parentSpec(refs),
         tags: {
+          'mlflow.note.content': runDescription(input.config, input.runKey),
           'csr.run_key': input.runKey,
           'csr.workflow_id': input.workflowId,
           'csr.config_hash': input.configHash,

@@ -12,6 +12,7 @@ import anyTest, { type TestFn } from 'ava';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker } from '@temporalio/worker';
 import { QuietLogger } from '../workers/quiet-logger';
+import { runDescription } from '../src/shared/run-description';
 import { loadConfig } from '../src/config';
 import type { CsrIterationInput } from '../src/shared/run-types';
 import { freePort } from '../src/stack/free-port';
@@ -53,13 +54,16 @@ browserTest("MLflow's run page, as linked by the CLI, shows the objective metric
   try {
     const client = mlflow.client();
     const experiment = await client.getOrCreateExperiment(`ui-${randomUUID()}`);
-    const tags = { 'mlflow.note.content': 'CSR run of toy-csr: 3 iterations' };
+    // The description the run's parent run gets from trackRunStart.
+    const description = runDescription(loadConfig(path.join(repoRoot, 'configs', 'toy.yaml')), 'toy-csr-test');
+    const tags = { 'mlflow.note.content': description };
     const run = await client.createRun({ experimentId: experiment.experimentId, name: 'toy-csr run', tags });
     const metrics = [0, 1].map((step) => ({ key: 'eval/toy_chair_dev/CHAIR_I', value: 25 - step, timestamp: Date.now(), step }));
     await client.logWireBatch(run.info.runId, { metrics, params: [], tags: [] });
     const text = await renderedText(mlflowPage(mlflow.url, experiment.experimentId, run.info.runId));
     t.regex(text, /eval\/toy_chair_dev\/CHAIR_I/, text.slice(0, 3000));
-    t.regex(text, /CSR run of toy-csr: 3 iterations/, text.slice(0, 3000));
+    t.true(text.includes('CSR run of toy-csr: 3 iterations'), text.slice(0, 3000));
+    t.true(text.includes('Objective: toy_chair_dev/CHAIR_I (lower is better)'), text.slice(0, 3000));
   } finally {
     await mlflow.close();
   }
