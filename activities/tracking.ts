@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
+import { isHeadlineMetric, METRIC_PRIORITY, metricDirection } from '../src/shared/headline-metrics';
 import { runDescription } from '../src/shared/run-description';
 import type { IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
 import { dpoCurvePoints } from './dpo-curves';
@@ -55,6 +56,69 @@ function iterationSpec(refs: TrackingRefs, iteration: number): RunSpec {
   };
 }
 
+/**
+ * The per-iteration trends of the parent run (step = iteration): what curation kept and what DPO
+ * reached, as `<trend>` <- `<iteration stat>`. The rest of the statistics go to the iteration's run as
+ * one JSON artifact, not as charts of one point each.
+ */
+export const PARENT_TRENDS: Record<string, string> = {
+  'curate/pairs': 'curate/pairs',
+  'curate/mean_gap': 'curate/gap_mean',
+  'dpo/final_loss': 'dpo/last_loss',
+  'dpo/reward_margin': 'dpo/last_margin',
+  'dpo/reward_accuracy': 'dpo/last_accuracy',
+};
+
+/** The parent run's trend points of one iteration (only the statistics the iteration has). */
+export function parentTrendPoints(stats: Record<string, number>, step: number, timestamp: number) {
+  return Object.entries(PARENT_TRENDS)
+    .filter(([, stat]) => typeof stats[stat] === 'number' && Number.isFinite(stats[stat]))
+    .map(([key, stat]) => ({ key, value: stats[stat]!, step, timestamp }));
+}
+
+/** One panel of the headline plot: a metric by iteration, with its title and direction. */
+export interface PlotPanel {
+  key: string;
+  title: string;
+  direction: 'minimize' | 'maximize';
+  objective: boolean;
+  points: [number, number][];
+}
+
+/** At most this many panels: the objective and the headline metrics that change. */
+const MAX_PANELS = 6;
+
+/**
+ * The panels of the headline plot from the parent run's eval/* histories: the objective first, then
+ * headline metrics (no counts, no per-split breakdowns, no constant lines) in order of importance.
+ */
+export function plotPanels(history: Record<string, [number, number][]>, objective?: string, direction?: 'minimize' | 'maximize'): PlotPanel[] {
+  const name = (key: string) => key.slice('eval/'.length);
+  const rank = (key: string) => {
+    const metric = name(key).split('/').slice(1).join('/');
+    const p = METRIC_PRIORITY.indexOf(metric);
+    return p < 0 ? METRIC_PRIORITY.length : p;
+  };
+  const varies = (points: [number, number][]) => new Set(points.map(([, v]) => v)).size > 1;
+  const headline = Object.keys(history)
+    .filter((key) => name(key) !== objective && isHeadlineMetric(name(key)))
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const first = objective && history[`eval/${objective}`] ? [`eval/${objective}`] : [];
+  const changing = headline.filter((key) => varies(history[key]!));
+  // Constant lines only when nothing else would be drawn (iteration 0 alone, or a run that changed nothing).
+  const keys = [...first, ...(first.length + changing.length > 0 ? changing : headline)].slice(0, MAX_PANELS);
+  return keys.map((key) => {
+    const isObjective = name(key) === objective;
+    return {
+      key,
+      title: name(key),
+      direction: isObjective && direction ? direction : metricDirection(name(key)),
+      objective: isObjective,
+      points: [...history[key]!].sort((a, b) => a[0] - b[0]),
+    };
+  });
+}
+
 /** Lines of a JSONL file, at most `limit` (a sample of preference pairs for people to read). */
 function headLines(file: string, limit: number): string | undefined {
   if (!fs.existsSync(file)) return undefined;
@@ -65,22 +129,29 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
   const client = new MlflowClient({ trackingUri: env.mlflowUri });
   const resilient = tracker ?? new ResilientTracker({ client, spoolDir: path.join(env.home, 'spool', 'mlflow') });
 
-  /** Refresh the PNG of every eval/* metric against iteration, from the parent run's own history. */
-  async function refreshPlot(refs: TrackingRefs, parentRunId: string): Promise<void> {
+  /**
+   * Refresh `plots/eval_metrics.png` from the parent run's own history: the objective and the headline
+   * metrics against iteration, each titled with its direction. The objective comes from the run's params.
+   */
+  async function refreshPlot(parentRunId: string): Promise<void> {
     const run = await client.getRun(parentRunId);
     const keys = Object.keys(run.data.metrics ?? {}).filter((k) => k.startsWith('eval/'));
     if (keys.length === 0) return;
     const history: Record<string, [number, number][]> = {};
     for (const key of keys) history[key] = (await client.getMetricHistory(parentRunId, key)).map((m) => [m.step, m.value as number]);
+    const params = run.data.params ?? {};
+    const objective = params['evaluate.objective'];
+    const direction = params['evaluate.objective_direction'] === 'maximize' ? 'maximize' : 'minimize';
+    const panels = plotPanels(history, objective, direction);
+    if (panels.length === 0) return;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-plot-'));
     try {
-      fs.writeFileSync(path.join(dir, 'history.json'), JSON.stringify(history));
-      await execFileAsync(env.python, ['-m', 'csr_compute.plots', '--input', path.join(dir, 'history.json'), '--output', path.join(dir, 'eval_metrics.png')]);
+      fs.writeFileSync(path.join(dir, 'panels.json'), JSON.stringify({ title: run.info.runName ?? '', panels }));
+      await execFileAsync(env.python, ['-m', 'csr_compute.plots', '--input', path.join(dir, 'panels.json'), '--output', path.join(dir, 'eval_metrics.png')]);
       await resilient.logArtifact(parentRunId, path.join(dir, 'eval_metrics.png'), 'plots/eval_metrics.png');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    void refs;
   }
 
   return {
@@ -125,9 +196,10 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
     },
 
     /**
-     * Log an iteration: eval/<benchmark>/<metric> on the parent run at step = iteration, curation and
-     * DPO statistics on the iteration run, a sample of preference pairs and the evaluation reports as
-     * artifacts, and the refreshed eval plot.
+     * Log an iteration: on the parent run at step = iteration, eval/<benchmark>/<metric> and the
+     * curate/DPO trends; on the iteration's run, the DPO curves, its statistics and evaluation metrics as
+     * one JSON artifact (one-point charts help nobody), a sample of preference pairs and the evaluation
+     * reports; and the refreshed headline plot.
      */
     async trackIterationEnd(input: {
       tracking: TrackingRefs;
@@ -148,15 +220,21 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       const step = input.iteration;
       const timestamp = input.timestamp;
       await resilient.logBatch(parent, {
-        metrics: Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
-      });
-      await resilient.logBatch(child, {
         metrics: [
-          ...Object.entries(input.stats).map(([key, value]) => ({ key, value, step, timestamp })),
           ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
+          ...parentTrendPoints(input.stats, step, timestamp),
         ],
-        params: { iteration: input.iteration, artifact_root: input.artifactRoot },
       });
+      await resilient.logBatch(child, { params: { iteration: input.iteration, artifact_root: input.artifactRoot } });
+      const statsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-stats-'));
+      try {
+        const file = path.join(statsDir, 'iteration_stats.json');
+        const eval_ = Object.fromEntries(Object.entries(input.metrics).map(([key, value]) => [`eval/${key}`, value]));
+        fs.writeFileSync(file, `${JSON.stringify({ iteration: input.iteration, ...input.stats, ...eval_ }, null, 2)}\n`);
+        await resilient.logArtifact(child, file, 'iteration_stats.json');
+      } finally {
+        fs.rmSync(statsDir, { recursive: true, force: true });
+      }
       if (input.dpoDir) {
         const curves = dpoCurvePoints(input.dpoDir);
         if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
@@ -179,7 +257,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       await resilient.flush();
       if (input.tracking.parentRunId) {
         try {
-          await refreshPlot(input.tracking, input.tracking.parentRunId);
+          await refreshPlot(input.tracking.parentRunId);
         } catch (error) {
           console.warn(`[mlflow] eval plot not refreshed (MLflow unreachable?): ${(error as Error).message}`);
         }

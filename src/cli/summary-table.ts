@@ -4,6 +4,7 @@
  * pair count and the iteration's wall time, and a last row with the change against iteration 0.
  * `--wide` shows every headline metric and the pair-quality statistics; `status --json` has everything.
  */
+import { isHeadlineMetric, METRIC_PRIORITY as PRIORITY } from '../shared/headline-metrics';
 import type { IterationSummary } from '../shared/run-types';
 import { clock, metric, table } from './output';
 
@@ -20,12 +21,6 @@ export interface SummaryOptions {
   /** Widest line of the default table. @default 99 */
   maxWidth?: number;
 }
-
-/** Counts and per-split breakdowns stay in `status --json` and MLflow; the table shows the headline figures. */
-const HEADLINE = /(^|\/)(CHAIR_S|CHAIR_I|recall|mean\/accuracy|mean\/f1|adversarial\/accuracy|accuracy|img_accuracy|image_accuracy|circular_accuracy|perception|cognition|total|relative_score)$/;
-const BREAKDOWN = /\/(random|popular|adversarial)\/(?!accuracy$)|\/(category|l2_category|dimension|capability|answer_type)\/|\/(random|popular)\//;
-/** Metric names (after the benchmark) in the order they earn a column when not all fit. */
-const PRIORITY = ['CHAIR_I', 'CHAIR_S', 'recall', 'mean/accuracy', 'accuracy', 'mean/f1', 'adversarial/accuracy', 'total', 'relative_score'];
 
 /** The pair statistics of `--wide` and what their short names mean. */
 const PAIR_STATS: [string, string, string][] = [
@@ -127,7 +122,7 @@ function render(history: IterationSummary[], metrics: string[], stats: [string, 
 export function summaryTable(history: IterationSummary[], options: SummaryOptions = {}): string {
   const { objective, direction = 'minimize', wide = false, maxWidth = 99 } = options;
   const candidates = [...new Set(history.flatMap((h) => Object.keys(h.metrics)))]
-    .filter((name) => name === objective || (HEADLINE.test(name) && !BREAKDOWN.test(name)))
+    .filter((name) => name === objective || isHeadlineMetric(name))
     .sort(byRank(objective));
   const has = (name: string) => history.some((h) => h.stats[name] !== undefined);
   const stats: [string, string][] = has('curate/pairs') ? [['curate/pairs', 'pairs']] : [];
