@@ -15,11 +15,13 @@ import {
   log,
   proxyActivities,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
 import { iterationStartModel } from '../src/shared/plan';
+import { runSearchAttributes } from '../src/shared/search-attributes';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
 import { GPU_QUEUE } from '../workers/task-queues';
 import { csrIteration } from './csr-iteration';
@@ -81,6 +83,16 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     }),
   );
 
+  /**
+   * Make the run filterable in the Temporal UI (config, last iteration, its objective value). Only when
+   * the starter found the attributes registered; histories recorded without the flag replay unchanged.
+   */
+  const publishSearchAttributes = () => {
+    if (!state.searchAttributes) return;
+    upsertSearchAttributes(runSearchAttributes(state.config.name, state.history[state.history.length - 1], state.config.evaluate.objective));
+  };
+  publishSearchAttributes();
+
   /** Close the MLflow parent run, even while the run is being cancelled. */
   const endTracking = (status: 'FINISHED' | 'FAILED' | 'KILLED') => {
     const tracking = state.tracking;
@@ -139,6 +151,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     });
     state.history.push(summary);
     state.nextIteration = iteration + 1;
+    publishSearchAttributes();
     currentChildId = undefined;
     return !(summary.improved === false && state.config.evaluate.stop_when_worse);
   };

@@ -4,9 +4,11 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { loadConfig, type CsrConfig } from '../config';
+import { ensureSearchAttributes } from '../client/search-attributes';
 import { connectClient } from '../client/temporal';
 import { repoRoot } from '../env';
 import type { CsrRunInput } from '../shared/run-types';
+import { runSearchAttributes } from '../shared/search-attributes';
 import { CPU_QUEUE } from '../../workers/task-queues';
 import { followRun } from './follow';
 
@@ -53,10 +55,15 @@ export function newRunInput(config: CsrConfig, configFile: string): CsrRunInput 
 /** Start a run; returns its workflow id. */
 export async function startRun(input: CsrRunInput, workflowId = input.runKey): Promise<string> {
   const client = await connectClient();
+  // Filterable in the Temporal UI (config, iteration, objective) when the server has the attributes.
+  const searchAttributes = await ensureSearchAttributes(client);
   await client.workflow.start('csrRun', {
     taskQueue: CPU_QUEUE,
     workflowId,
-    args: [input],
+    args: [searchAttributes ? { ...input, searchAttributes } : input],
+    ...(searchAttributes
+      ? { typedSearchAttributes: runSearchAttributes(input.config.name, input.history[input.history.length - 1], input.config.evaluate.objective) }
+      : {}),
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     memo: { configFile: input.configFile ?? '', runKey: input.runKey },
     // The Temporal UI's line for the run (its first segment; each iteration's workflow has its own).

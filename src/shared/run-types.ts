@@ -112,6 +112,8 @@ export interface CsrRunInput {
   iteration0Key?: string;
   /** The sweep this run is a cell of. */
   sweep?: SweepRef;
+  /** The server has the CSR search attributes registered: the run upserts them (config, iteration, objective). */
+  searchAttributes?: boolean;
 }
 
 /** Changes to the per-iteration parameters, sent while a run goes on. */

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupAlive, livePid, startDetached, stopPidFile } from './process-group';
 import { portOpen, waitUntil } from './wait';
+import { searchAttributeFlags } from '../shared/search-attributes';
 
 /** Where and how to run the embedded Temporal dev server. */
 export interface TemporalServerOptions {
@@ -69,6 +70,8 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
       '--ui-disable-news-fetch',
       '--log-level',
       'warn',
+      // Registered at every start (the flag is idempotent), so runs can upsert them: see search-attributes.ts.
+      ...searchAttributeFlags(),
     ],
     pidFile,
     logFile,

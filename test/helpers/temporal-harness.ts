@@ -12,6 +12,7 @@ import { type Payload, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { type LogLevel, Runtime } from '@temporalio/worker';
 import { QuietLogger } from '../../workers/quiet-logger';
+import { CSR_SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
 
 /** The repository root. */
 export const repoRoot = path.resolve(__dirname, '..', '..');
@@ -44,6 +45,8 @@ export async function createTestEnv(logLevel: LogLevel = 'WARN'): Promise<TestWo
       ip: '127.0.0.1',
       // No banner and no start-up noise ("Frontend is not healthy yet"): a server that fails shows as a refused connection.
       extraArgs: ['--log-level', 'never', '--output', 'none'],
+      // As the embedded stack registers them, so runs started with `searchAttributes` can upsert them.
+      searchAttributes: CSR_SEARCH_ATTRIBUTES,
     },
   });
 }
