@@ -6,6 +6,7 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../config';
+import { ensureSearchAttributes } from '../client/search-attributes';
 import { connectClient } from '../client/temporal';
 import { CPU_QUEUE } from '../../workers/task-queues';
 import { newRunInput } from './run-command';
@@ -50,7 +51,8 @@ export async function scheduleCreate(
       // Each scheduled start gets its own workflow id (schedule id + time), so runs never collide.
       workflowId: `${id}-run`,
       // An empty run key makes each run take its own workflow id as key: its artifacts are its own.
-      args: [{ ...input, runKey: '' }],
+      // Scheduled runs upsert the CSR search attributes too when the server has them.
+      args: [{ ...input, runKey: '', ...((await ensureSearchAttributes(client)) ? { searchAttributes: true } : {}) }],
     },
     policies: { overlap, catchupWindow: '1 hour' },
     state: { paused: Boolean(options.paused), note: `CSR config ${options.config}` },

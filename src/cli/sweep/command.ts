@@ -7,6 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { connectClient } from '../../client/temporal';
+import { ensureSearchAttributes } from '../../client/search-attributes';
 import { quickQuery } from '../../client/progress';
 import type { SweepInput, SweepResult, SweepStatus } from '../../shared/sweep-types';
 import { CPU_QUEUE } from '../../../workers/task-queues';
@@ -33,6 +34,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Start a sweep workflow; its id is the sweep key (a resumed sweep's adds `-resume-<time>`). */
 export async function startSweep(client: Client, input: SweepInput, workflowId = input.sweepKey): Promise<string> {
+  // Each cell's run upserts the CSR search attributes (config, iteration, objective) when the server has them.
+  if (await ensureSearchAttributes(client)) input = { ...input, runs: input.runs.map((run) => ({ ...run, input: { ...run.input, searchAttributes: true } })) };
   await client.workflow.start('csrSweep', {
     taskQueue: CPU_QUEUE,
     workflowId,
