@@ -68,3 +68,20 @@ test('a YAML syntax error names the line', (t) => {
   const error = t.throws(() => loadConfig(file), { instanceOf: ConfigError });
   t.regex(error.problems[0] ?? '', /not valid YAML at line/);
 });
+
+test("a benchmark's options: names and values checked, the entry's own fields refused as options", (t) => {
+  const withOptions = (options: unknown) => ({
+    name: 'x',
+    iterations: 1,
+    model: { source: 'toyworld' },
+    clip: { source: 'toyworld' },
+    evaluate: { benchmarks: [{ name: 'mme', split: 'test', options }] },
+  });
+  const config = parseConfig(withOptions({ parse: 'lmms_eval', passes: 3, strict: true }));
+  t.deepEqual(config.evaluate.benchmarks[0]!.options, { parse: 'lmms_eval', passes: 3, strict: true });
+  t.is(config.evaluate.benchmarks[0]!.split, 'test');
+  const problems = (options: unknown) => t.throws(() => parseConfig(withOptions(options)), { instanceOf: ConfigError }).problems.join('\n');
+  t.regex(problems({ limit: 5 }), /evaluate\.benchmarks\.0\.options\.limit: expected a benchmark-specific field/);
+  t.regex(problems({ 'Bad Name': 1 }), /evaluate\.benchmarks\.0\.options\.Bad Name: expected an option name/);
+  t.regex(problems({ parse: ['a'] }), /evaluate\.benchmarks\.0\.options\.parse: expected a string, number or true\/false/);
+});

@@ -50,6 +50,8 @@ class BenchmarkEntry:
     data_dir: Optional[str] = None
     image_dir: Optional[str] = None
     limit: int = 0
+    split: Optional[str] = None
+    options: Optional[dict] = None
 
 
 @dataclass

@@ -48,3 +48,12 @@ def test_every_configured_benchmark_is_registered(path: Path) -> None:
     objective = load_config(path).evaluate.objective
     if objective:
         assert objective.split("/")[0] in {b.name for b in load_config(path).evaluate.benchmarks}, objective
+
+
+def test_benchmark_split_and_options_read_the_same(tmp_path: Path) -> None:
+    config = tmp_path / "options.yaml"
+    config.write_text("name: x\niterations: 1\nmodel: {source: toyworld}\nclip: {source: toyworld}\n"
+                      "evaluate:\n  benchmarks:\n    - {name: mme, split: test, options: {parse: lmms_eval, passes: 3}}\n")
+    python_side = load_config(config).to_dict()
+    assert python_side["evaluate"]["benchmarks"][0]["options"] == {"parse": "lmms_eval", "passes": 3}
+    assert python_side == typescript_resolved(config)

@@ -191,6 +191,9 @@ const dpo = z
     }
   });
 
+/** The entry's own fields: an option of the same name would be ambiguous in the evaluate spec. */
+const BENCHMARK_ENTRY_FIELDS = new Set(['name', 'data_dir', 'image_dir', 'limit', 'split']);
+
 const benchmark = z
   .object({
     /** A registered benchmark; also the name of its output folder, hence letters, digits, - and _ only. */
@@ -201,6 +204,24 @@ const benchmark = z
     image_dir: text('path of an image folder').optional(),
     /** Questions to use (0 = all). */
     limit: int(0).default(0),
+    /** A benchmark's split where it has several (e.g. POPE's `random`); unset = all, or its default. */
+    split: text('a split name').optional(),
+    /**
+     * The benchmark's own fields (e.g. MME `parse: lmms_eval`, MMBench `missing: wrong`; docs/benchmarks.md),
+     * passed to its evaluate step, which checks the names and values when it starts.
+     */
+    options: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: () => 'expected a string, number or true/false' }))
+      .superRefine((options, ctx) => {
+        for (const key of Object.keys(options)) {
+          if (BENCHMARK_ENTRY_FIELDS.has(key)) {
+            ctx.addIssue({ code: 'custom', path: [key], input: options[key], message: 'expected a benchmark-specific field (this one is a field of the entry itself)' });
+          } else if (!/^[a-z][a-z0-9_]*$/.test(key)) {
+            ctx.addIssue({ code: 'custom', path: [key], input: options[key], message: 'expected an option name of lower-case letters, digits and _' });
+          }
+        }
+      })
+      .optional(),
   })
   .strict();
 

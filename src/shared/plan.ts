@@ -139,6 +139,8 @@ export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: num
           ...(dataDir ? { data_dir: dataDir } : {}),
           ...(benchmark.image_dir ? { image_dir: benchmark.image_dir } : {}),
           limit: benchmark.limit,
+          ...(benchmark.split ? { split: benchmark.split } : {}),
+          ...benchmark.options, // the evaluate step reads every other key of `benchmark` as the benchmark's own field
         },
         batch_size: config.evaluate.batch_size,
         ...(config.evaluate.max_new_tokens ? { max_new_tokens: config.evaluate.max_new_tokens } : {}),
