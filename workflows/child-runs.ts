@@ -16,6 +16,7 @@ import {
   type Workflow,
   getExternalWorkflowHandle,
   isCancellation,
+  ParentClosePolicy,
   startChild,
 } from '@temporalio/workflow';
 
@@ -25,7 +26,13 @@ export async function executeChildRun<T extends Workflow>(
   options: WithWorkflowArgs<T, ChildWorkflowOptions> & { workflowId: string },
 ): Promise<Awaited<ReturnType<T>>> {
   // By type name, as startChild(workflow) does itself: that overload's options type refuses cancellationType.
-  const handle = await startChild<T>(workflow.name, { ...options, cancellationType: ChildWorkflowCancellationType.ABANDON });
+  // REQUEST_CANCEL, not the default TERMINATE: a parent that closes (cancelled here, or terminated by an
+  // operator) must let the child stop cleanly, killing its compute processes and closing its MLflow run.
+  const handle = await startChild<T>(workflow.name, {
+    ...options,
+    cancellationType: ChildWorkflowCancellationType.ABANDON,
+    parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+  });
   try {
     return (await handle.result()) as Awaited<ReturnType<T>>;
   } catch (error) {
