@@ -16,6 +16,7 @@ import { withInputs } from './input-hashes';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog';
 import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
 import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
+import { abortableSleep } from '../src/shared/abortable-sleep';
 
 /** What the compute-step activity needs from its worker. */
 export interface ComputeStepDeps {
@@ -243,7 +244,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
         if (busy) {
           // The GPU is given back meanwhile: the writer we wait for runs elsewhere.
           watchdog?.stop();
-          await sleepUnlessAborted(busyWaitMs, signal);
+          await abortableSleep(busyWaitMs, signal);
           busy = false;
           continue;
         }
@@ -271,22 +272,6 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
       watchdog?.stop();
     }
   };
-}
-
-/** Wait `ms`, or reject with the signal's reason as soon as it aborts (cancellation). */
-function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function updateProgress(beat: StepHeartbeat, event: ComputeEvent): void {

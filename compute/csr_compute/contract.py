@@ -137,23 +137,13 @@ def sha256_tree(root: str | os.PathLike[str]) -> str:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a file so that readers see the old content or the new, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """``atomic_write_text`` for bytes."""
+    """Write a file so that readers see the old content or the new, never a torn one (fsynced, then renamed)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

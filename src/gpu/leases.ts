@@ -33,6 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { groupRunning, groupStartedBy, killGroup, processRunning } from './process-groups';
 import { isSameProcess, processIdentity } from './process-identity';
+import { abortableSleep } from '../shared/abortable-sleep';
 
 // This process's own identity, recorded as a lease's owner.
 const ownIdentity = processIdentity(process.pid) ?? { pid: process.pid, start: null, boot: null };
@@ -92,7 +93,6 @@ export type WaitReport = (holders: Array<{ gpu: string; record: LeaseRecord | un
 // Lease files held by this process, by path -> token, shared by every GpuLeases instance in it.
 const heldHere = new Map<string, string>();
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The lease table of one host: acquire, release, reap. */
 export class GpuLeases {
@@ -352,17 +352,3 @@ function uniqueSorted(ids: readonly string[]): string[] {
   return [...new Set(ids)].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
 
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (!signal) return sleep(ms);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
