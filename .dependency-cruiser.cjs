@@ -1,16 +1,15 @@
 /**
- * Import rules: the seams between folders that hold today (README "Seams we keep", issue 15).
+ * Import rules: the seams between folders (README "Seams we keep", issue 15). Folders are layers and an
+ * import never runs upward: the entry points (app/: the CLI and the embedded stack) on top, then workers/,
+ * activities/, workflows/, and the ground (src/: config, shared types and plan, task-queue names, clients,
+ * GPU leases, MLflow, paths) at the bottom.
  * Checked by test/import-rules.test.ts inside `npm test`, or by hand with `npm run lint:imports`.
  * Each rule is one seam; the test plants one violation of each in a temporary tree and expects it here.
- *
- * Not enforced yet, because they do not hold until the folder moves of issue 15: workflows/ import the
- * task-queue names from workers/task-queues.ts (they belong in src/shared), and src/cli, an entry point
- * inside the ground's folder, imports workers/ and activities/ (it belongs in a top-level folder).
  */
-/** The ground: config, shared types and plan, clients, GPU leases, MLflow, paths. */
-const GROUND = '^src/(shared|config|client|gpu|mlflow)/|^src/env\\.ts$';
+/** The ground: everything under src/. */
+const GROUND = '^src/';
 /** Everything that sits above the ground: entry points, workers, activities, workflows. */
-const ABOVE_GROUND = '^(src/cli|src/stack|workers|activities|workflows)/';
+const ABOVE_GROUND = '^(app|workers|activities|workflows)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -41,17 +40,33 @@ module.exports = {
       to: { path: '^workflows/' },
     },
     {
+      name: 'workflows-not-workers',
+      comment:
+        'Workflows never import workers or the entry points: what both need (task-queue names, shared types) ' +
+        'lives in src/shared.',
+      severity: 'error',
+      from: { path: '^workflows/' },
+      to: { path: '^(workers|app)/' },
+    },
+    {
       name: 'activities-not-entry-points',
       comment: 'Activities never import workers or the entry points (CLI, embedded stack) that sit above them.',
       severity: 'error',
       from: { path: '^activities/' },
-      to: { path: '^(workers|src/cli|src/stack)/' },
+      to: { path: '^(workers|app)/' },
+    },
+    {
+      name: 'workers-not-entry-points',
+      comment: 'Workers never import the entry points (app/: CLI, embedded stack); the CLI starts workers.',
+      severity: 'error',
+      from: { path: '^workers/' },
+      to: { path: '^app/' },
     },
     {
       name: 'ground-not-upward',
       comment:
-        'The ground (src/shared, src/config, src/client, src/gpu, src/mlflow, src/env.ts) never imports ' +
-        'from the layers above it (src/cli, src/stack, workers, activities, workflows). Move what both need down.',
+        'The ground (src/: shared, config, client, gpu, mlflow, env.ts) never imports from the layers above it ' +
+        '(app/, workers/, activities/, workflows/). Move what both need down.',
       severity: 'error',
       from: { path: GROUND },
       to: { path: ABOVE_GROUND },

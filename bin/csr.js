@@ -3,4 +3,4 @@
 'use strict';
 require('tsx/cjs');
 process.env.CSR_CLI_MAIN = '1';
-require('../src/cli/main.ts');
+require('../app/cli/main.ts');

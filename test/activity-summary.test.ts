@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config';
 import type { CsrIterationInput } from '../src/shared/run-types';
 import { activitySummary } from '../workflows/csr-iteration';
 import { iterationSummaryText } from '../workflows/csr-run';
-import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
+import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
 
 const test = anyTest as TestFn<{ env: TestWorkflowEnvironment }>;

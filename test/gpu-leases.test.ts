@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import test from 'ava';
 import { GpuLeases, type LeaseRecord } from '../src/gpu/leases';
 import { groupRunning, processRunning } from '../src/gpu/process-groups';
-import { isAlive } from '../src/stack/process-group';
+import { isAlive } from '../app/stack/process-group';
 import { repoRoot, tempDir } from './helpers/temporal-harness';
 
 const quiet = () => undefined;

@@ -12,7 +12,7 @@ import test from 'ava';
 const root = path.resolve(__dirname, '..');
 const configs = [path.join(root, '.dependency-cruiser.cjs'), path.join(root, '.dependency-cruiser-runtime.cjs')];
 const depcruise = path.join(root, 'node_modules', '.bin', 'depcruise');
-const folders = ['workflows', 'activities', 'workers', 'src', 'bin'];
+const folders = ['app', 'workflows', 'activities', 'workers', 'src', 'bin'];
 
 interface Violation {
   from: string;
@@ -58,14 +58,18 @@ test('a planted violation of each rule is caught and fails the step; type-only a
     'workflows/typed-activity.ts': "import type { Acts } from '../activities/act';\nexport type Typed = Acts;\n",
     'workflows/uses-plan.ts': "import { plan } from '../src/shared/plan';\nexport const p = plan;\n",
     'workflows/wf.ts': 'export const wf = 1;\n',
+    'workflows/uses-queue.ts': "import { queue } from '../workers/queues';\nexport const q = queue;\n",
     // Reaches node:crypto, but the workflows that import it as a type only do not.
     'activities/act.ts':
       "import { createHash } from 'node:crypto';\nimport { wf } from '../workflows/wf';\n" +
       'export const act = () => createHash(String(wf));\nexport type Acts = typeof act;\n',
     'activities/uses-worker.ts': "import { queue } from '../workers/queues';\nexport const q = queue;\n",
     'workers/queues.ts': "export const queue = 'csr-cpu';\n",
-    'src/cli/main.ts': 'export const main = 1;\n',
-    'src/shared/plan.ts': "import { main } from '../cli/main';\nimport { sep } from '../shared/paths';\nexport const plan = main + sep;\n",
+    'workers/uses-cli.ts': "import { main } from '../app/cli/main';\nexport const m = main;\n",
+    'app/cli/main.ts': 'export const main = 1;\n',
+    'src/shared/plan.ts':
+      "import { main } from '../../app/cli/main';\nimport { sep } from '../shared/paths';\nexport const plan = main + sep;\n",
+    'src/gpu/leases.ts': "import { queue } from '../../workers/queues';\nexport const q = queue;\n",
     'src/shared/paths.ts': "import * as path from 'node:path';\nexport const sep = path.sep;\n",
     'src/config/load.ts': "import type { Acts } from '../../activities/act';\nexport type Loaded = Acts;\n",
   };
@@ -80,12 +84,15 @@ test('a planted violation of each rule is caught and fails the step; type-only a
       'activities-not-entry-points: activities/uses-worker.ts -> workers/queues.ts',
       'activities-not-workflows: activities/act.ts -> workflows/wf.ts',
       'ground-not-upward: src/config/load.ts -> activities/act.ts',
-      'ground-not-upward: src/shared/plan.ts -> src/cli/main.ts',
+      'ground-not-upward: src/gpu/leases.ts -> workers/queues.ts',
+      'ground-not-upward: src/shared/plan.ts -> app/cli/main.ts',
+      'workers-not-entry-points: workers/uses-cli.ts -> app/cli/main.ts',
       'workflow-activities-as-types: workflows/calls-activity.ts -> activities/act.ts',
       'workflow-no-node-builtins: workflows/uses-fs.ts -> fs',
       'workflow-reaches-no-node-builtins: workflows/calls-activity.ts -> crypto',
       'workflow-reaches-no-node-builtins: workflows/uses-fs.ts -> fs',
       'workflow-reaches-no-node-builtins: workflows/uses-plan.ts -> path',
+      'workflows-not-workers: workflows/uses-queue.ts -> workers/queues.ts',
     ],
     stderr,
   );

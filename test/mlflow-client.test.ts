@@ -14,7 +14,7 @@ import {
   ResilientTracker,
   type MetricInput,
 } from '../src/mlflow';
-import { freePort } from '../src/stack/free-port';
+import { freePort } from '../app/stack/free-port';
 import { startMlflowHarness, tempDir, type MlflowHarness } from './helpers/mlflow-harness';
 
 const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;

@@ -7,9 +7,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { IDEMPOTENCY_TAG, MlflowClient, PARENT_RUN_TAG, ResilientTracker, type RunSpec } from '../src/mlflow';
-import { freePort, portFree } from '../src/stack/free-port';
-import { startMlflowServer } from '../src/stack/mlflow-server';
-import { groupAlive } from '../src/stack/process-group';
+import { freePort, portFree } from '../app/stack/free-port';
+import { startMlflowServer } from '../app/stack/mlflow-server';
+import { groupAlive } from '../app/stack/process-group';
 import { startMlflowHarness, tempDir, type MlflowHarness } from './helpers/mlflow-harness';
 
 const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;

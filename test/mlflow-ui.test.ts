@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
 import { EXPERIMENT_KIND, EXPERIMENT_KIND_TAG } from '../src/mlflow';
-import { mlflowPage, mlflowRunRefs, uiLinks } from '../src/cli/output';
+import { mlflowPage, mlflowRunRefs, uiLinks } from '../app/cli/output';
 import { startMlflowHarness, type MlflowHarness } from './helpers/mlflow-harness';
 
 const test = anyTest as TestFn<{ mlflow: MlflowHarness }>;

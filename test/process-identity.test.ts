@@ -11,7 +11,7 @@ import test from 'ava';
 import { GpuLeases, type LeaseRecord } from '../src/gpu/leases';
 import { KillNotPermittedError, killGroup, processRunning } from '../src/gpu/process-groups';
 import { bootId, isSameProcess, processIdentity } from '../src/gpu/process-identity';
-import { livePid, startDetached, stopPidFile } from '../src/stack/process-group';
+import { livePid, startDetached, stopPidFile } from '../app/stack/process-group';
 import { repoRoot, tempDir } from './helpers/temporal-harness';
 
 /** An unrelated live process in a group of its own, as another user's job would be. */

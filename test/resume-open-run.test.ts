@@ -1,6 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { openRunRefusal, openRunsOfKey } from '../src/cli/open-runs';
+import { openRunRefusal, openRunsOfKey } from '../app/cli/open-runs';
 import { createTestEnv } from './helpers/temporal-harness';
 
 const test = anyTest as TestFn<{ env: TestWorkflowEnvironment }>;

@@ -10,7 +10,7 @@ import { Worker } from '@temporalio/worker';
 import { ensureSearchAttributes } from '../src/client/search-attributes';
 import { loadConfig } from '../src/config';
 import { CSR_CONFIG, CSR_ITERATION, CSR_OBJECTIVE, searchAttributeFlags } from '../src/shared/search-attributes';
-import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
+import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { createTestEnv, eventually, repoRoot, tempDir } from './helpers/temporal-harness';
 
 const test = anyTest as TestFn<{ env: TestWorkflowEnvironment }>;

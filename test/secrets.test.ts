@@ -13,8 +13,8 @@ import { parseConfig } from '../src/config';
 import { csrEnv } from '../src/env';
 import { MlflowClient } from '../src/mlflow';
 import { redactUri, splitCredentials } from '../src/mlflow/auth';
-import { freePort } from '../src/stack/free-port';
-import { startMlflowServer, stopMlflowServer, type MlflowServerHandle } from '../src/stack/mlflow-server';
+import { freePort } from '../app/stack/free-port';
+import { startMlflowServer, stopMlflowServer, type MlflowServerHandle } from '../app/stack/mlflow-server';
 import { Worker } from '@temporalio/worker';
 import { createTestEnv } from './helpers/temporal-harness';
 

@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MlflowClient } from '../src/mlflow';
-import { freePort } from '../src/stack/free-port';
+import { freePort } from '../app/stack/free-port';
 import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
-import { configHash } from '../src/cli/run-command';
+import { configHash } from '../app/cli/run-command';
 import { loadConfig } from '../src/config';
 
 const csr = (args: string[], env: NodeJS.ProcessEnv) =>

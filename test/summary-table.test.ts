@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { changeVsStart, endLine, progressText, stepName, summaryTable } from '../src/cli/follow';
-import { clock, iterationWallTime } from '../src/cli/summary-table';
+import { changeVsStart, endLine, progressText, stepName, summaryTable } from '../app/cli/follow';
+import { clock, iterationWallTime } from '../app/cli/summary-table';
 import type { IterationSummary, StepSummary } from '../src/shared/run-types';
 
 const iteration = (n: number, metrics: Record<string, number>): IterationSummary => ({

@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../src/config';
-import { GridError, cellConfigs, expandGrid, parseGrid, parseGridOption, withValue } from '../src/cli/sweep/grid';
-import { planSweep } from '../src/cli/sweep/plan';
+import { GridError, cellConfigs, expandGrid, parseGrid, parseGridOption, withValue } from '../app/cli/sweep/grid';
+import { planSweep } from '../app/cli/sweep/plan';
 
 const repo = path.resolve(__dirname, '..');
 const tiny = path.join(repo, 'test', 'fixtures', 'tiny-toy.yaml');

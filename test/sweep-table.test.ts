@@ -6,7 +6,7 @@ import test from 'ava';
 import { bestCell, mean, sampleSd, summarizeSweep } from '../src/shared/sweep-table';
 import { sweepCsv } from '../src/shared/sweep-csv';
 import type { SweepCell, SweepRunState } from '../src/shared/sweep-types';
-import { sweepTableText } from '../src/cli/sweep/output';
+import { sweepTableText } from '../app/cli/sweep/output';
 
 const cells: SweepCell[] = [
   { index: 0, params: { 'reward.alpha': 0 } },

@@ -15,9 +15,9 @@ import { QuietLogger } from '../workers/quiet-logger';
 import { runDescription } from '../src/shared/run-description';
 import { loadConfig } from '../src/config';
 import type { CsrIterationInput } from '../src/shared/run-types';
-import { freePort } from '../src/stack/free-port';
-import { mlflowPage } from '../src/cli/output';
-import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
+import { freePort } from '../app/stack/free-port';
+import { mlflowPage } from '../app/cli/output';
+import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { startMlflowHarness } from './helpers/mlflow-harness';
 import { repoRoot, temporalBin, tempDir } from './helpers/temporal-harness';
 

@@ -1,7 +1,8 @@
 import * as os from 'node:os';
 import test from 'ava';
 import { csrEnv } from '../src/env';
-import { CPU_QUEUE, GPU_QUEUE, compileWorkersOptions, hostQueue, planComputeWorkers } from '../workers';
+import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
+import { compileWorkersOptions, planComputeWorkers } from '../workers';
 
 const env = csrEnv({ CSR_HOME: '/tmp/csr-options-test' });
 

@@ -13,7 +13,8 @@ import type { StepHeartbeat } from '../activities';
 import { type CsrEnv, csrEnv } from '../src/env';
 import { GpuLeases } from '../src/gpu/leases';
 import { processRunning } from '../src/gpu/process-groups';
-import { CPU_QUEUE, GPU_QUEUE, hostQueue, startWorkers } from '../workers';
+import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
+import { startWorkers } from '../workers';
 import {
   createTestEnv,
   eventually,

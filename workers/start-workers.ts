@@ -16,7 +16,7 @@ import { GpuLeases } from '../src/gpu/leases';
 import { credentialVariables } from '../src/mlflow/auth';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from '../src/client/temporal-auth';
 import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
-import { CPU_QUEUE, GPU_QUEUE, hostQueue } from './task-queues';
+import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
 import {
   type CompiledWorkersOptions,
   type ComputeWorkerPlan,

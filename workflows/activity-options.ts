@@ -6,7 +6,7 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
 import type { CsrConfig } from '../src/config/schema';
 import { durationMs } from '../src/shared/duration';
-import { CPU_QUEUE } from '../workers/task-queues';
+import { CPU_QUEUE } from '../src/shared/task-queues';
 
 
 /** Options of a long compute step on the given queue. */

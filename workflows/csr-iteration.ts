@@ -22,7 +22,7 @@ import {
 } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { durationMs } from '../src/shared/duration';
-import { CPU_QUEUE, GPU_QUEUE } from '../workers/task-queues';
+import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
 
 type Activities = ActivityInterfaceFor<WorkflowActivities>;

@@ -23,7 +23,7 @@ import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run
 import { iterationStartModel } from '../src/shared/plan';
 import { runSearchAttributes } from '../src/shared/search-attributes';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
-import { GPU_QUEUE } from '../workers/task-queues';
+import { GPU_QUEUE } from '../src/shared/task-queues';
 import { csrIteration } from './csr-iteration';
 import { safeKeyFrom } from '../src/shared/safe-path';
 import { overrideProblems, validRunInput } from './validate-input';

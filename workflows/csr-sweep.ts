@@ -25,7 +25,7 @@ import { durationMs } from '../src/shared/duration';
 import type { IterationSummary } from '../src/shared/run-types';
 import { bestCell, summarizeSweep } from '../src/shared/sweep-table';
 import type { SweepBaseline, SweepInput, SweepResult, SweepRunState, SweepStatus } from '../src/shared/sweep-types';
-import { GPU_QUEUE } from '../workers/task-queues';
+import { GPU_QUEUE } from '../src/shared/task-queues';
 import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { executeChildRun } from './child-runs';
 import { csrRun } from './csr-run';

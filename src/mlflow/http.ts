@@ -42,7 +42,7 @@ export function resolveTransportOptions(options: TransportOptions): ResolvedTran
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(
       `trackingUri: this client talks to an MLflow tracking server over HTTP, got ${options.trackingUri}; ` +
-        'start one with `mlflow server` (or src/stack/mlflow-server.ts) and pass its http:// URL',
+        'start one with `mlflow server` (or app/stack/mlflow-server.ts) and pass its http:// URL',
     );
   }
   return {

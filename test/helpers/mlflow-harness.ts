@@ -1,6 +1,6 @@
 /**
  * One real MLflow tracking server per test file, on a free loopback port with its state in a temp
- * folder, started and stopped through the same code the stack uses (src/stack/mlflow-server.ts).
+ * folder, started and stopped through the same code the stack uses (app/stack/mlflow-server.ts).
  *
  * Wire it with `test.before(async (t) => { t.context.mlflow = await startMlflowHarness(); })` and
  * `test.after.always((t) => t.context.mlflow?.close())`.
@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MlflowClient, type MlflowClientOptions } from '../../src/mlflow';
-import { freePort } from '../../src/stack/free-port';
-import { startMlflowServer, type MlflowServerHandle } from '../../src/stack/mlflow-server';
+import { freePort } from '../../app/stack/free-port';
+import { startMlflowServer, type MlflowServerHandle } from '../../app/stack/mlflow-server';
 
 /** A running test server and what tests need to reach or restart it. */
 export interface MlflowHarness {

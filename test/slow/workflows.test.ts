@@ -17,12 +17,12 @@ import { createLightActivities } from '../../activities/light-activities';
 import { loadConfig } from '../../src/config';
 import { csrEnv, type CsrEnv } from '../../src/env';
 import { MlflowClient } from '../../src/mlflow';
-import { configHash } from '../../src/cli/run-command';
-import { latestRunInput, resumePlan } from '../../src/cli/resume-command';
+import { configHash } from '../../app/cli/run-command';
+import { latestRunInput, resumePlan } from '../../app/cli/resume-command';
 import { pendingActivities } from '../../src/client/progress';
 import type { CsrRunInput, IterationSummary, RunStatus } from '../../src/shared/run-types';
 import { startWorkers, type RunningWorkers } from '../../workers';
-import { CPU_QUEUE } from '../../workers/task-queues';
+import { CPU_QUEUE } from '../../src/shared/task-queues';
 import { startMlflowHarness, type MlflowHarness } from '../helpers/mlflow-harness';
 import { createTestEnv, repoRoot, tempDir } from '../helpers/temporal-harness';
 

@@ -3,9 +3,9 @@
  * anything; a bad config exits with code 2 and one line per bad field.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, MissingConfigError } from '../config';
-import { TemporalAuthError } from '../client/temporal-auth';
-import { JUDGE_KEY_ENVS } from '../config/judge-key';
+import { ConfigError, MissingConfigError } from '../../src/config';
+import { TemporalAuthError } from '../../src/client/temporal-auth';
+import { JUDGE_KEY_ENVS } from '../../src/config/judge-key';
 
 /** Commander collector for a repeatable option. */
 function collect(value: string, previous: string[]): string[] {
@@ -46,7 +46,7 @@ function action<A extends unknown[]>(load: () => Promise<(...args: A) => Promise
 
 /** A completed run has nothing to resume: say so (exit 0) rather than plan a resume of nothing. */
 async function resumeUnlessDone<O>(id: string, options: O, resume: (id: string, options: O) => Promise<number>): Promise<number> {
-  const { connectClient } = require('../client/temporal') as typeof import('../client/temporal');
+  const { connectClient } = require('../../src/client/temporal') as typeof import('../../src/client/temporal');
   const { nothingToResume } = require('./resume-check') as typeof import('./resume-check');
   const done = await nothingToResume(await connectClient(), id);
   if (done === undefined) return resume(id, options);

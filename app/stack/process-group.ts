@@ -7,14 +7,14 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { groupRunning, killGroup, processRunning } from '../gpu/process-groups';
+import { groupRunning, killGroup, processRunning } from '../../src/gpu/process-groups';
 import {
   type ProcessIdentity,
   isSameProcess,
   parseIdentity,
   processIdentity,
   processStartedAtMs,
-} from '../gpu/process-identity';
+} from '../../src/gpu/process-identity';
 
 /** What is needed to start a detached, logged, pid-filed process. */
 export interface DetachedProcessOptions {

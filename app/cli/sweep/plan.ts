@@ -7,11 +7,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { loadConfig, type CsrConfig } from '../../config';
-import { repoRoot } from '../../env';
-import { evaluateSteps } from '../../shared/plan';
-import type { CsrRunInput, RunPaths } from '../../shared/run-types';
-import type { SweepBaseline, SweepInput, SweepRunPlan } from '../../shared/sweep-types';
+import { loadConfig, type CsrConfig } from '../../../src/config';
+import { repoRoot } from '../../../src/env';
+import { evaluateSteps } from '../../../src/shared/plan';
+import type { CsrRunInput, RunPaths } from '../../../src/shared/run-types';
+import type { SweepBaseline, SweepInput, SweepRunPlan } from '../../../src/shared/sweep-types';
 import { configHash } from '../run-command';
 import { GridError, cellConfigs, expandGrid, parseGrid } from './grid';
 

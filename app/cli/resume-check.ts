@@ -3,7 +3,7 @@
  * say so instead of planning a resume "from" its last iteration.
  */
 import type { Client } from '@temporalio/client';
-import type { IterationSummary } from '../shared/run-types';
+import type { IterationSummary } from '../../src/shared/run-types';
 
 /** The message for a completed run `id`, or undefined when a resume may go on (open, failed, a sweep). */
 export async function nothingToResume(client: Client, id: string): Promise<string | undefined> {

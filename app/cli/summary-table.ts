@@ -4,8 +4,8 @@
  * pair count and the iteration's wall time, and a last row with the change against iteration 0.
  * `--wide` shows every headline metric and the pair-quality statistics; `status --json` has everything.
  */
-import { isHeadlineMetric, METRIC_PRIORITY as PRIORITY } from '../shared/headline-metrics';
-import type { IterationSummary } from '../shared/run-types';
+import { isHeadlineMetric, METRIC_PRIORITY as PRIORITY } from '../../src/shared/headline-metrics';
+import type { IterationSummary } from '../../src/shared/run-types';
 import { clock, metric, table } from './output';
 
 export { clock } from './output';

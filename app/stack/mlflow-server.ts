@@ -5,10 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '../env';
+import { repoRoot } from '../../src/env';
 import { portFree } from './free-port';
 import { groupAlive, livePid, startDetached, stopGroup, stopPidFile } from './process-group';
-import { processIdentity } from '../gpu/process-identity';
+import { processIdentity } from '../../src/gpu/process-identity';
 import { httpOk, waitUntil } from './wait';
 
 /** Where and how to run the embedded MLflow server. */

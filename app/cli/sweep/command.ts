@@ -6,11 +6,11 @@
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
-import { connectClient } from '../../client/temporal';
-import { ensureSearchAttributes } from '../../client/search-attributes';
-import { quickQuery } from '../../client/progress';
-import type { SweepInput, SweepResult, SweepStatus } from '../../shared/sweep-types';
-import { CPU_QUEUE } from '../../../workers/task-queues';
+import { connectClient } from '../../../src/client/temporal';
+import { ensureSearchAttributes } from '../../../src/client/search-attributes';
+import { quickQuery } from '../../../src/client/progress';
+import type { SweepInput, SweepResult, SweepStatus } from '../../../src/shared/sweep-types';
+import { CPU_QUEUE } from '../../../src/shared/task-queues';
 import { uiLinks } from '../output';
 import { codeVersion } from '../run-command';
 import { GridError } from './grid';

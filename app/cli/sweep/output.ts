@@ -3,7 +3,7 @@
  * chosen metrics; the best cell by the objective marked with `*`, and the objective's per-iteration
  * means beside it. Every metric is in the CSV and JSON; the terminal shows the headline ones.
  */
-import type { SweepResult, SweepTable } from '../../shared/sweep-types';
+import type { SweepResult, SweepTable } from '../../../src/shared/sweep-types';
 import { metric, table } from '../output';
 
 /** Top-level figures of the benchmarks (per-split and per-category breakdowns stay in the CSV). */

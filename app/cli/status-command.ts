@@ -1,10 +1,10 @@
 /** `csr status ID` (a run or a sweep) and `csr list` (runs and sweeps): where they stand. */
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { connectClient } from '../client/temporal';
-import { chainTimes, quickQuery, viewRun, type RunView } from '../client/progress';
-import type { RunStatus, StepSummary } from '../shared/run-types';
-import type { SweepResult, SweepStatus } from '../shared/sweep-types';
+import { connectClient } from '../../src/client/temporal';
+import { chainTimes, quickQuery, viewRun, type RunView } from '../../src/client/progress';
+import type { RunStatus, StepSummary } from '../../src/shared/run-types';
+import type { SweepResult, SweepStatus } from '../../src/shared/sweep-types';
 import { progressText, stepName } from './follow';
 import { clock, iterationWallTime, summaryTable } from './summary-table';
 import { mlflowRunRefs, startLine, table, uiLinks } from './output';

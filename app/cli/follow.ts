@@ -7,9 +7,9 @@
  */
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../client/temporal';
-import { viewRun, type ActivityProgress, type RunView } from '../client/progress';
-import type { StepSummary } from '../shared/run-types';
+import { connectClient } from '../../src/client/temporal';
+import { viewRun, type ActivityProgress, type RunView } from '../../src/client/progress';
+import type { StepSummary } from '../../src/shared/run-types';
 import { clock, summaryTable } from './summary-table';
 import { mlflowRunRefs, startLine, uiLinks } from './output';
 

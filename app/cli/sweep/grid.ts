@@ -5,8 +5,8 @@
  * was expected.
  */
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, parseConfig, type CsrConfig } from '../../config';
-import type { GridValue, SweepCell } from '../../shared/sweep-types';
+import { ConfigError, parseConfig, type CsrConfig } from '../../../src/config';
+import type { GridValue, SweepCell } from '../../../src/shared/sweep-types';
 
 /** One `--grid` option. */
 export interface GridAxis {

@@ -1,6 +1,6 @@
 /** Printing for people: aligned tables, durations, and the UI links. */
-import { csrEnv } from '../env';
-import { MlflowClient } from '../mlflow/client';
+import { csrEnv } from '../../src/env';
+import { MlflowClient } from '../../src/mlflow/client';
 
 export function table(rows: string[][]): string {
   const widths: number[] = [];

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { csrEnv, repoRoot, type CsrEnv } from '../env';
+import { csrEnv, repoRoot, type CsrEnv } from '../../src/env';
 import { mlflowPidFile, startMlflowServer, stopMlflowServer } from './mlflow-server';
 import { livePid, startDetached, stopPidFile } from './process-group';
 import { portOpen, httpOk } from './wait';

@@ -5,10 +5,10 @@
  * run, before anything starts.
  */
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../client/temporal';
-import { parseConfig } from '../config';
-import type { CsrRunInput } from '../shared/run-types';
-import { iterationPlan, iterationStartModel } from '../shared/plan';
+import { connectClient } from '../../src/client/temporal';
+import { parseConfig } from '../../src/config';
+import type { CsrRunInput } from '../../src/shared/run-types';
+import { iterationPlan, iterationStartModel } from '../../src/shared/plan';
 import { readManifest, staleReason } from '../../activities/manifest';
 import { withInputs } from '../../activities/input-hashes';
 import { codeVersion, startRun } from './run-command';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupAlive, livePid, startDetached, stopPidFile } from './process-group';
 import { portOpen, waitUntil } from './wait';
-import { searchAttributeFlags } from '../shared/search-attributes';
+import { searchAttributeFlags } from '../../src/shared/search-attributes';
 
 /** Where and how to run the embedded Temporal dev server. */
 export interface TemporalServerOptions {

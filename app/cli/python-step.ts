@@ -1,6 +1,6 @@
 /** Running a compute command of the venv in the foreground, for CLI commands that need no workflow. */
 import { spawn } from 'node:child_process';
-import { csrEnv, repoRoot } from '../env';
+import { csrEnv, repoRoot } from '../../src/env';
 
 /** Run `python -m MODULE ARGS...` with inherited stdio; resolves to its exit code. */
 export function runPython(moduleArgs: string[], onStdoutLine?: (line: string) => void): Promise<number> {

@@ -5,13 +5,13 @@
  */
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { loadConfig } from '../config';
-import { ensureSearchAttributes } from '../client/search-attributes';
-import { connectClient } from '../client/temporal';
-import { CPU_QUEUE } from '../../workers/task-queues';
+import { loadConfig } from '../../src/config';
+import { ensureSearchAttributes } from '../../src/client/search-attributes';
+import { connectClient } from '../../src/client/temporal';
+import { CPU_QUEUE } from '../../src/shared/task-queues';
 import { newRunInput } from './run-command';
 import { table } from './output';
-import { isSafeKey } from '../shared/safe-path';
+import { isSafeKey } from '../../src/shared/safe-path';
 
 const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
   skip: ScheduleOverlapPolicy.SKIP,

@@ -1,5 +1,5 @@
 /** `csr up`, `csr down`, `csr health`: the embedded stack. */
-import { csrEnv } from '../env';
+import { csrEnv } from '../../src/env';
 import { stackDown, stackHealth, stackUp, type ServiceHealth } from '../stack/stack';
 import { table, uiLinks } from './output';
 

@@ -1,6 +1,6 @@
 /** `csr worker`: run workers in the foreground until SIGINT/SIGTERM (which stop their compute processes). */
 import { createLightActivities } from '../../activities/light-activities';
-import { csrEnv } from '../env';
+import { csrEnv } from '../../src/env';
 import { startWorkers, type WorkerKind } from '../../workers';
 
 export async function workerCommand(options: { cpu?: boolean; gpus?: string; standIns?: number; host?: boolean }): Promise<number> {

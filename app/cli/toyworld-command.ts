@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { csrEnv } from '../env';
+import { csrEnv } from '../../src/env';
 import { runPython } from './python-step';
 
 export async function toyworldBuildCommand(options: { seed: number; json?: boolean }): Promise<number> {

@@ -3,13 +3,13 @@ import * as crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
-import { loadConfig, type CsrConfig } from '../config';
-import { ensureSearchAttributes } from '../client/search-attributes';
-import { connectClient } from '../client/temporal';
-import { repoRoot } from '../env';
-import type { CsrRunInput } from '../shared/run-types';
-import { runSearchAttributes } from '../shared/search-attributes';
-import { CPU_QUEUE } from '../../workers/task-queues';
+import { loadConfig, type CsrConfig } from '../../src/config';
+import { ensureSearchAttributes } from '../../src/client/search-attributes';
+import { connectClient } from '../../src/client/temporal';
+import { repoRoot } from '../../src/env';
+import type { CsrRunInput } from '../../src/shared/run-types';
+import { runSearchAttributes } from '../../src/shared/search-attributes';
+import { CPU_QUEUE } from '../../src/shared/task-queues';
 import { followRun } from './follow';
 
 /** sha256 of the resolved config: stable across key order, part of every artifact key. */
