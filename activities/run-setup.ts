@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { JUDGE_KEY_ENVS, judgeKeyProblem } from '../src/config/judge-key';
 import type { CsrConfig } from '../src/config/schema';
+import { writeFileAtomic } from '../src/shared/atomic-write';
 import { insideRoot } from '../src/shared/inside-root';
 import { isSafeKey } from '../src/shared/safe-path';
 import type { CsrEnv } from '../src/env';
@@ -47,14 +48,6 @@ function underRoot(root: string, key: string, field: string): string {
   return insideRoot(root, key);
 }
 
-/** Write a file so that readers see the old content or the new one, never half of it. */
-function writeAtomic(file: string, content: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, content);
-  fs.renameSync(temp, file);
-}
-
 /** A deterministic shuffle (mulberry32 + Fisher-Yates): the same seed gives the same sample anywhere. */
 export function seededSample<T>(items: readonly T[], limit: number, seed: number): T[] {
   let state = seed >>> 0;
@@ -84,7 +77,7 @@ export function createRunSetupActivities(env: CsrEnv) {
       if (judgeProblem) throw ApplicationFailure.nonRetryable(judgeProblem, 'ConfigError');
       const artifactRoot = underRoot(env.artifactsDir, input.runKey, 'runKey');
       fs.mkdirSync(artifactRoot, { recursive: true });
-      writeAtomic(
+      writeFileAtomic(
         path.join(artifactRoot, 'run.json'),
         JSON.stringify({ runKey: input.runKey, configHash: input.configHash, config: input.config }, null, 2),
       );
@@ -159,7 +152,7 @@ export function createRunSetupActivities(env: CsrEnv) {
       }
       const sample = seededSample(prompts, input.limit, input.seed);
       const text = JSON.stringify(sample);
-      writeAtomic(input.target, text);
+      writeFileAtomic(input.target, text);
       return { count: sample.length, sha256: crypto.createHash('sha256').update(text).digest('hex') };
     },
 

@@ -34,6 +34,7 @@ import * as path from 'node:path';
 import { groupRunning, groupStartedBy, killGroup, processRunning } from './process-groups';
 import { isSameProcess, processIdentity } from './process-identity';
 import { abortableSleep } from '../shared/abortable-sleep';
+import { writeFileAtomic } from '../shared/atomic-write';
 
 // This process's own identity, recorded as a lease's owner.
 const ownIdentity = processIdentity(process.pid) ?? { pid: process.pid, start: null, boot: null };
@@ -186,7 +187,8 @@ export class GpuLeases {
       if (token === undefined || found?.record === undefined || found.record.token !== token) {
         throw new Error(`GPU ${id}: lease ${file} is not held by ${this.owner}; cannot record pid ${pid}`);
       }
-      writeAtomic(file, { ...found.record, pid, pidStart: pid === null ? null : (processIdentity(pid)?.start ?? null) });
+      const pidStart = pid === null ? null : (processIdentity(pid)?.start ?? null);
+      writeFileAtomic(file, `${JSON.stringify({ ...found.record, pid, pidStart })}\n`);
     }
   }
 
@@ -318,12 +320,6 @@ function readRecord(file: string): FoundLease | undefined {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function writeAtomic(file: string, record: LeaseRecord): void {
-  const tmp = `${file}.${randomUUID()}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`);
-  fs.renameSync(tmp, file);
 }
 
 function removeIfSame(file: string, ino: number): void {

@@ -9,15 +9,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { runStatus } from './schemas';
 import { bootId, isSameProcess, parseIdentity, processIdentity } from '../gpu/process-identity';
-
-function syncFolder(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+import { writeFileAtomic } from '../shared/atomic-write';
 
 function deliveryLockIsStale(file: string): boolean {
   let text: string;
@@ -118,15 +110,7 @@ export class Spool {
    */
   add(id: string, write: SpooledWrite): string {
     const file = path.join(this.pendingDir, `${id}.json`);
-    const fd = fs.openSync(`${file}.tmp`, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify(write));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(`${file}.tmp`, file);
-    syncFolder(this.pendingDir);
+    writeFileAtomic(file, JSON.stringify(write), { durable: true });
     return file;
   }
 
