@@ -119,12 +119,6 @@ export function plotPanels(history: Record<string, [number, number][]>, objectiv
   });
 }
 
-/** Lines of a JSONL file, at most `limit` (a sample of preference pairs for people to read). */
-function headLines(file: string, limit: number): string | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(0, limit).join('\n') + '\n';
-}
-
 export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker) {
   const client = new MlflowClient({ trackingUri: env.mlflowUri });
   const resilient = tracker ?? new ResilientTracker({ client, spoolDir: path.join(env.home, 'spool', 'mlflow') });
@@ -240,12 +234,9 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
         if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
       }
       if (input.curateDir) {
-        const sample = headLines(path.join(input.curateDir, 'pairs.jsonl'), 20);
-        if (sample !== undefined) {
-          const file = path.join(input.curateDir, 'pairs_sample_for_mlflow.jsonl');
-          fs.writeFileSync(file, sample);
-          await resilient.logArtifact(child, file, 'preference_pairs_sample.jsonl');
-        }
+        // The curate step cut the sample (`curate.sample_size` pairs) and listed it in its manifest.
+        const sample = path.join(input.curateDir, 'pairs_sample.jsonl');
+        if (fs.existsSync(sample)) await resilient.logArtifact(child, sample, 'preference_pairs_sample.jsonl');
         const stats = path.join(input.curateDir, 'stats.json');
         if (fs.existsSync(stats)) await resilient.logArtifact(child, stats, 'curation_stats.json');
       }

@@ -105,6 +105,36 @@ test('trackIterationEnd: curate/DPO trends on the parent by iteration, iteration
   t.true(plots.some((a) => a.path === 'plots/eval_metrics.png'), JSON.stringify(plots));
 });
 
+test("trackIterationEnd logs the curate step's own sample (curate.sample_size pairs), and writes nothing into its folder", async (t) => {
+  const mlflow = t.context.mlflow;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-sample-'));
+  const env = csrEnv({ ...process.env, CSR_HOME: home, MLFLOW_TRACKING_URI: mlflow.url });
+  const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
+  const activities = createTrackingActivities(env);
+  const tracking = await activities.trackRunStart({ config, configHash: 'h', runKey: 'sample-run', workflowId: 'wf' });
+  const child = await activities.trackIterationStart({ tracking, runKey: 'sample-run', iteration: 1, workflowId: 'wf' });
+  // As curate writes them with sample_size 3: 30 pairs, the first 3 in the sample.
+  const curateDir = fs.mkdtempSync(path.join(home, 'curate-'));
+  const pairs = Array.from({ length: 30 }, (_, i) => `${JSON.stringify({ prompt_id: `p${i}` })}\n`);
+  fs.writeFileSync(path.join(curateDir, 'pairs.jsonl'), pairs.join(''));
+  fs.writeFileSync(path.join(curateDir, 'pairs_sample.jsonl'), pairs.slice(0, 3).join(''));
+  const before = fs.readdirSync(curateDir).sort();
+  await activities.trackIterationEnd({
+    tracking,
+    iterationRunId: child.runId,
+    iteration: 1,
+    metrics: {},
+    stats: {},
+    curateDir,
+    evaluateDirs: [],
+    artifactRoot: home,
+    timestamp: 1_700_000_000_000,
+  });
+  const logged = (await mlflow.client().downloadArtifact(child.runId!, 'preference_pairs_sample.jsonl')).toString('utf8');
+  t.is(logged, pairs.slice(0, 3).join(''));
+  t.deepEqual(fs.readdirSync(curateDir).sort(), before, 'a finished step folder is not written to');
+});
+
 test('the headline plot: the objective first with its direction, then headline metrics that change; no counts, no constant lines', (t) => {
   const line = (values: number[]): [number, number][] => values.map((v, i) => [i, v]);
   const panels = plotPanels(
