@@ -2,23 +2,29 @@ import * as os from 'node:os';
 import test from 'ava';
 import { csrEnv } from '../src/env';
 import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
-import { compileWorkersOptions, planComputeWorkers } from '../workers';
+import { compileWorkersOptions, planWorkers, type WorkerKind } from '../workers';
 
 const env = csrEnv({ CSR_HOME: '/tmp/csr-options-test' });
 
-test('one pinned worker per GPU, stand-ins share the cores, the host worker claims every GPU', (t) => {
-  const options = compileWorkersOptions({ kind: ['gpu', 'host'], gpus: ['0', '1'], standIns: 2, hostId: 'h1', env });
-  const plans = planComputeWorkers(options);
+test('the CPU worker runs workflows; one pinned worker per GPU, stand-ins share the cores, the host worker has every GPU', (t) => {
+  const kind: WorkerKind[] = ['cpu', 'gpu', 'host'];
+  const options = compileWorkersOptions({ kind, gpus: ['0', '1'], standIns: 2, hostId: 'h1', env, workflowsPath: __filename });
+  const plans = planWorkers(options);
   const threads = String(Math.max(1, Math.floor(os.availableParallelism() / 2)));
+  const compute = { slots: 1, runsWorkflows: false };
   t.deepEqual(plans, [
-    { name: 'gpu-0', taskQueue: GPU_QUEUE, gpus: ['0'], workerEnv: {} },
-    { name: 'gpu-1', taskQueue: GPU_QUEUE, gpus: ['1'], workerEnv: {} },
-    { name: 'stand-in-0', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads } },
-    { name: 'stand-in-1', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads } },
-    { name: 'host', taskQueue: 'csr-host-h1', gpus: ['0', '1'], workerEnv: {} },
+    { name: 'cpu', taskQueue: CPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads }, slots: 2, runsWorkflows: true },
+    { name: 'gpu-0', taskQueue: GPU_QUEUE, gpus: ['0'], workerEnv: {}, ...compute },
+    { name: 'gpu-1', taskQueue: GPU_QUEUE, gpus: ['1'], workerEnv: {}, ...compute },
+    { name: 'stand-in-0', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads }, ...compute },
+    { name: 'stand-in-1', taskQueue: GPU_QUEUE, gpus: [], workerEnv: { CSR_TORCH_THREADS: threads }, ...compute },
+    { name: 'host', taskQueue: hostQueue('h1'), gpus: ['0', '1'], workerEnv: {}, ...compute },
   ]);
-  t.is(hostQueue('h1'), 'csr-host-h1');
-  t.is(CPU_QUEUE, 'csr-cpu');
+  t.deepEqual(
+    planWorkers(compileWorkersOptions({ kind: 'gpu', gpus: ['3'], cpuActivitySlots: 5, env })).map((plan) => plan.name),
+    ['gpu-3'],
+    'no CPU worker unless asked for',
+  );
 });
 
 test('bad combinations are refused before anything starts, naming the option', (t) => {

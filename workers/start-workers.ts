@@ -19,8 +19,8 @@ import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
 import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
 import {
   type CompiledWorkersOptions,
-  type ComputeWorkerPlan,
   type StartWorkersOptions,
+  type WorkerPlan,
   compileWorkersOptions,
 } from './worker-options';
 
@@ -42,14 +42,27 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
-/** The GPU-queue and host-queue workers the options ask for. */
-export function planComputeWorkers(options: CompiledWorkersOptions): ComputeWorkerPlan[] {
-  const plans: ComputeWorkerPlan[] = [];
+/** The workers the options ask for: the CPU worker first, then the GPU-queue and host-queue workers. */
+export function planWorkers(options: CompiledWorkersOptions): WorkerPlan[] {
+  const plans: WorkerPlan[] = [];
   const threads = { CSR_TORCH_THREADS: String(options.torchThreads) };
+  const compute = { slots: 1, runsWorkflows: false };
+  if (options.kinds.has('cpu')) {
+    plans.push({
+      name: 'cpu',
+      taskQueue: CPU_QUEUE,
+      gpus: [],
+      workerEnv: threads,
+      slots: options.cpuActivitySlots,
+      runsWorkflows: true,
+    });
+  }
   if (options.kinds.has('gpu')) {
-    for (const id of options.gpus) plans.push({ name: `gpu-${id}`, taskQueue: GPU_QUEUE, gpus: [id], workerEnv: {} });
+    for (const id of options.gpus) {
+      plans.push({ name: `gpu-${id}`, taskQueue: GPU_QUEUE, gpus: [id], workerEnv: {}, ...compute });
+    }
     for (let i = 0; i < options.standIns; i++) {
-      plans.push({ name: `stand-in-${i}`, taskQueue: GPU_QUEUE, gpus: [], workerEnv: threads });
+      plans.push({ name: `stand-in-${i}`, taskQueue: GPU_QUEUE, gpus: [], workerEnv: threads, ...compute });
     }
   }
   if (options.kinds.has('host')) {
@@ -58,6 +71,7 @@ export function planComputeWorkers(options: CompiledWorkersOptions): ComputeWork
       taskQueue: hostQueue(options.hostId),
       gpus: [...options.gpus],
       workerEnv: options.gpus.length > 0 ? {} : threads,
+      ...compute,
     });
   }
   return plans;
@@ -78,7 +92,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
   // Compute steps get the credential-free tracking URI from the workflow; `user:pass@` of this worker's
   // MLFLOW_TRACKING_URI reaches their MLflow client as the official variables instead.
   Object.assign(process.env, credentialVariables(process.env));
-  const plans = planComputeWorkers(options);
+  const plans = planWorkers(options);
   const leaseTables: GpuLeases[] = [];
   const newLeases = (owner: string) => {
     const leases = new GpuLeases({
@@ -107,7 +121,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
         }
       }
     }
-    const probes = options.probe ? await runProbes(options, plans) : [];
+    const probes = options.probe ? await runProbes(options, plans.filter((plan) => !plan.runsWorkflows)) : [];
     for (const report of probes) {
       log(describeProbe(report));
       if (report.gpus.length > 0 && !report.cudaAvailable) {
@@ -148,28 +162,6 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     };
     const started: StartedWorker[] = [];
     try {
-      if (options.kinds.has('cpu')) {
-        const identity = identityOf(options, 'cpu');
-        const activities = createActivities({
-          env,
-          gpus: [],
-          workerEnv: { CSR_TORCH_THREADS: String(options.torchThreads) },
-          workerId: identity,
-          hostQueue: hostQueue(options.hostId),
-          heartbeatEveryMs: options.heartbeatEveryMs,
-          killGraceMs: options.killGraceMs,
-        });
-        const worker = await Worker.create({
-          ...common,
-          connection: await connect(CPU_QUEUE),
-          identity,
-          taskQueue: CPU_QUEUE,
-          workflowsPath: options.workflowsPath,
-          activities: { ...activities, ...options.lightActivities },
-          maxConcurrentActivityTaskExecutions: options.cpuActivitySlots,
-        });
-        started.push({ name: 'cpu', taskQueue: CPU_QUEUE, identity, worker });
-      }
       for (const plan of plans) {
         const identity = identityOf(options, plan.name);
         const activities = createActivities({
@@ -187,9 +179,10 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
           connection: await connect(plan.taskQueue),
           identity,
           taskQueue: plan.taskQueue,
-          activities,
-          // One step per GPU: a second would share its memory with the first.
-          maxConcurrentActivityTaskExecutions: 1,
+          ...(plan.runsWorkflows
+            ? { workflowsPath: options.workflowsPath, activities: { ...activities, ...options.lightActivities } }
+            : { activities }),
+          maxConcurrentActivityTaskExecutions: plan.slots,
         });
         started.push({ name: plan.name, taskQueue: plan.taskQueue, identity, worker });
       }
@@ -233,7 +226,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
   }
 }
 
-async function runProbes(options: CompiledWorkersOptions, plans: ComputeWorkerPlan[]): Promise<ProbeReport[]> {
+async function runProbes(options: CompiledWorkersOptions, plans: WorkerPlan[]): Promise<ProbeReport[]> {
   // Stand-ins share one environment: one probe speaks for all of them.
   const probed = plans.filter((plan) => plan.gpus.length > 0 || plan === plans.find((p) => p.gpus.length === 0));
   return Promise.all(

@@ -57,15 +57,19 @@ export interface StartWorkersOptions {
   log?: (line: string) => void;
 }
 
-/** A GPU-queue or host-queue worker to build. */
-export interface ComputeWorkerPlan {
-  /** `gpu-0`, `stand-in-1`, `host`. */
+/** A worker to build: the CPU worker, a GPU-queue worker (pinned or stand-in) or the host-queue worker. */
+export interface WorkerPlan {
+  /** `cpu`, `gpu-0`, `stand-in-1`, `host`. */
   name: string;
   taskQueue: string;
-  /** GPUs it leases (empty for stand-ins and CPU-only hosts). */
+  /** GPUs it leases (empty for the CPU worker, stand-ins and CPU-only hosts). */
   gpus: string[];
   /** Environment pinned for its children. */
   workerEnv: Record<string, string>;
+  /** Activity tasks it runs at once: one on a compute queue (a second step would share the GPU's memory). */
+  slots: number;
+  /** The CPU worker: it also runs the workflows and the light activities. */
+  runsWorkflows: boolean;
 }
 
 /** Options with every default filled in and every combination checked. */
