@@ -15,6 +15,7 @@ import { uiLinks } from '../output';
 import { codeVersion } from '../run-command';
 import { GridError } from './grid';
 import { planSweep } from './plan';
+import { checkSweepInput } from './resume-check';
 import { sweepTableText } from './output';
 
 /** Options of `csr sweep`. */
@@ -56,7 +57,8 @@ export async function sweepInputOf(client: Client, workflowId: string): Promise<
 
 /** Resume sweep `id`: same key, so every run finds its finished steps; returns the new workflow id. */
 export async function resumeSweep(client: Client, id: string, maxParallel?: number): Promise<string> {
-  const old = await sweepInputOf(client, id);
+  // Every cell's config against today's schema, its recorded hash and the grid (a ConfigError: exit 2, one line per problem).
+  const old = checkSweepInput(await sweepInputOf(client, id), id);
   const version = codeVersion();
   const input: SweepInput = {
     ...old,
