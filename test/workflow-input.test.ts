@@ -1,21 +1,22 @@
 /**
  * A config that enters through Temporal (UI, `temporal workflow start`, a schedule) is validated by the
- * run workflow with the same schema and message as the CLI, and fails at once, for good; `setParams`
- * overrides are checked the same way. Real dev server and the real workflow code; no activity worker is
+ * run workflow with the same schema and message as the CLI, and fails at once, for good; a `setParams`
+ * update is checked the same way and refused to its sender. Real dev server and the real workflow code; no activity worker is
  * needed, since a refused input must fail before the first activity.
  */
 import anyTest, { type TestFn } from 'ava';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
-import { runStatusQuery, setParamsSignal } from '../workflows/messages';
-import type { CsrRunInput, RunStatus } from '../src/shared/run-types';
-import { createTestEnv, eventually, repoRoot, tempDir } from './helpers/temporal-harness';
+import { parseAssignments, setParamsCommand } from '../app/cli/set-params-command';
+import { runStatusQuery, setParamsUpdate } from '../workflows/messages';
+import type { CsrRunInput } from '../src/shared/run-types';
+import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
 
 interface Context {
   env: TestWorkflowEnvironment;
@@ -102,7 +103,7 @@ test('a run key that would leave the artifact root is refused', async (t) => {
   t.regex(error?.cause?.message ?? '', /^invalid run key "\.\.\/\.\.\/x": expected letters, digits/);
 });
 
-test('setParams with a bad override is refused and shown; a good one is kept', async (t) => {
+test('setParams: a patch that breaks the config is refused to its sender and changes nothing; a good one is in force', async (t) => {
   const config = parseYaml(BAD_CONFIG.replace(/^(seed|dpo|generate|activities|evaluate):.*$/gm, ''));
   const handle = await t.context.env.client.workflow.start('csrRun', {
     taskQueue: 'wf-input-3',
@@ -110,21 +111,44 @@ test('setParams with a bad override is refused and shown; a good one is kept', a
     args: [input(config, 'good.yaml')],
   });
   await withWorker(t, 'wf-input-3', async () => {
-    // The run waits on its first activity (no activity worker here), so signals find it running.
-    await handle.signal(setParamsSignal, { dpo: { beta: 0 } as never });
-    const refused = await eventually<RunStatus>('the refusal', async () => {
-      const status = await handle.query(runStatusQuery);
-      return status.rejectedParams ? status : undefined;
+    // The run waits on its first activity (no activity worker here), so the updates find it running.
+    const refused = await t.throwsAsync(handle.executeUpdate(setParamsUpdate, { args: [{ dpo: { beta: 0 }, seed: 3 } as never] }), {
+      instanceOf: WorkflowUpdateFailedError,
     });
-    t.deepEqual(refused.rejectedParams, ['dpo.beta: expected number > 0, got 0']);
-    await handle.signal(setParamsSignal, { iterations: 2 });
-    const accepted = await eventually<RunStatus>('the accepted override', async () => {
-      const status = await handle.query(runStatusQuery);
-      return status.iterations === 2 ? status : undefined;
-    });
-    t.is(accepted.rejectedParams, undefined);
+    const failure = refused?.cause as ApplicationFailure;
+    t.is(failure.type, 'ConfigError');
+    t.regex(failure.message, /^setParams refused: seed: cannot change while a run goes on/);
+    const good = await handle.executeUpdate(setParamsUpdate, { args: [{ iterations: 2, dpo: { beta: 0.25 } }] });
+    t.is(good.iterations, 2);
+    // One field patched, the rest of the section as the config has it.
+    t.is(good.dpo?.beta, 0.25);
+    t.is(good.dpo?.learning_rate, 1e-7, "dpo.learning_rate: the config's (here its default)");
+    const refusedBeta = await t.throwsAsync(handle.executeUpdate(setParamsUpdate, { args: [{ dpo: { beta: 0 } }] }));
+    t.regex((refusedBeta?.cause as ApplicationFailure).message, /dpo\.beta: expected number > 0, got 0/);
+    const status = await handle.query(runStatusQuery);
+    t.is(status.iterations, 2, 'the refused patch left the accepted one in force');
+    // `csr set` sends the same update: 0 when accepted, 2 (a bad input) when refused.
+    process.env.TEMPORAL_ADDRESS = t.context.env.connection.options.address;
+    t.is(await setParamsCommand('set-params-run', ['curate.sample_size=7']), 0);
+    t.is(await setParamsCommand('set-params-run', ['dpo.beta=-1']), 2);
+    t.is(await setParamsCommand('set-params-run', ['dpo.beta']), 2);
+    const now = await handle.executeUpdate(setParamsUpdate, { args: [{}] });
+    t.deepEqual([now.iterations, now.dpo?.beta, now.curate?.sample_size], [2, 0.25, 7]);
+    // Only accepted updates are in the history (three of six): a replay of it gives the same overrides.
+    const history = await handle.fetchHistory();
+    t.is(history.events?.filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes).length, 3);
     await handle.terminate('test done');
   });
+});
+
+test('csr set reads iterations=N and section.field=value, each value as YAML, and refuses anything else', (t) => {
+  t.deepEqual(parseAssignments(['iterations=5', 'dpo.beta=0.2', 'dpo.loss=nll_only', 'generate.stop=[".", "!"]']), {
+    iterations: 5,
+    dpo: { beta: 0.2, loss: 'nll_only' },
+    generate: { stop: ['.', '!'] },
+  } as never);
+  t.throws(() => parseAssignments(['dpo.beta']), { message: /"dpo\.beta": expected iterations=N or section\.field=value/ });
+  t.throws(() => parseAssignments(['dpo.lora.r=8']), { instanceOf: TypeError });
 });
 
 test('a sweep with a bad cell config fails before its first child or activity', async (t) => {

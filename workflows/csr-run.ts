@@ -12,7 +12,6 @@ import {
   continueAsNew,
   executeChild,
   isCancellation,
-  log,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -26,8 +25,8 @@ import { computeActivityOptions, lightActivityOptions } from './activity-options
 import { GPU_QUEUE } from '../src/shared/task-queues';
 import { csrIteration } from './csr-iteration';
 import { safeKeyFrom } from '../src/shared/safe-path';
-import { overrideProblems, validRunInput } from './validate-input';
-import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsSignal } from './messages';
+import { patchedOverrides, validRunInput } from './validate-input';
+import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsUpdate } from './messages';
 
 /** The Temporal UI's line for an iteration's workflow: `iteration 2 of 3 · toy-csr` (0 = the starting model). */
 export function iterationSummaryText(iteration: number, iterations: number, configName: string): string {
@@ -47,23 +46,16 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   let phase: RunStatus['phase'] = state.paths ? 'running' : 'preparing';
   let currentChildId: string | undefined;
   let currentIteration: number | undefined;
-  let rejectedParams: string[] | undefined;
   const iterations = () => state.overrides?.iterations ?? state.config.iterations;
 
   setHandler(pauseSignal, () => void (paused = true));
   setHandler(resumeSignal, () => void (paused = false));
-  setHandler(setParamsSignal, (overrides) => {
-    // A signal cannot answer: bad overrides are dropped, logged, and shown by the status query.
-    const merged = { ...state.overrides, ...overrides };
-    const problems = overrideProblems(state.config, merged);
-    if (problems.length > 0) {
-      rejectedParams = problems;
-      log.warn('setParams refused', { problems });
-      return;
-    }
-    rejectedParams = undefined;
-    state.overrides = merged;
-  });
+  setHandler(
+    setParamsUpdate,
+    (patch) => (state.overrides = patchedOverrides(state.config, state.overrides, patch)),
+    // A refused patch is answered to its sender and never enters the history.
+    { validator: (patch) => void patchedOverrides(state.config, state.overrides, patch) },
+  );
   setHandler(
     runStatusQuery,
     (): RunStatus => ({
@@ -76,7 +68,6 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
       paused,
       history: state.history,
       resumedFrom: state.resumedFrom,
-      ...(rejectedParams ? { rejectedParams } : {}),
       objective: state.config.evaluate.objective,
       objectiveDirection: state.config.evaluate.objective_direction,
       ...(state.tracking ? { mlflow: { experimentName: state.tracking.experimentName, runId: state.tracking.parentRunId } } : {}),

@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import { ConfigError, parseConfig } from '../src/config/parse';
 import type { CsrConfig } from '../src/config/schema';
 import { isSafeKey } from '../src/shared/safe-path';
-import type { CsrRunInput, ParamOverrides } from '../src/shared/run-types';
+import { PARAM_SECTIONS, type CsrRunInput, type ParamOverrides, type ParamPatch } from '../src/shared/run-types';
 
 /** The error type retry policies and callers match: a refused config or input. */
 export const CONFIG_ERROR = 'ConfigError';
@@ -39,16 +39,36 @@ export function validRunInput(input: CsrRunInput, runKey: string): CsrRunInput {
 }
 
 /**
- * The problems of `setParams` overrides applied to a config (none = accept). Overrides replace whole
- * sections, as the workflow applies them, so the merged config is what is checked.
+ * The overrides after `patch`: each patched section is the section in force (the config's, or an earlier
+ * override's) with the patch's fields over it. Refused with a `ConfigError` that names each problem when
+ * the patch names something a run cannot change or the resulting config would be invalid.
  */
-export function overrideProblems(config: CsrConfig, overrides: ParamOverrides): string[] {
-  const { iterations, ...sections } = overrides;
-  try {
-    parseConfig({ ...config, ...sections, ...(iterations === undefined ? {} : { iterations }) }, 'setParams');
-    return [];
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
+export function patchedOverrides(config: CsrConfig, current: ParamOverrides | undefined, patch: ParamPatch): ParamOverrides {
+  const allowed: readonly string[] = ['iterations', ...PARAM_SECTIONS];
+  const unknown = Object.keys(patch).filter((key) => !allowed.includes(key));
+  const problems = unknown.map((key) => `${key}: cannot change while a run goes on (only ${allowed.join(', ')})`);
+  const next: ParamOverrides = { ...current };
+  for (const section of PARAM_SECTIONS) {
+    const fields = patch[section];
+    if (fields !== undefined) next[section] = { ...config[section], ...current?.[section], ...fields } as never;
   }
+  if (patch.iterations !== undefined) next.iterations = patch.iterations;
+  if (problems.length === 0) {
+    const { iterations, ...sections } = next;
+    try {
+      parseConfig({ ...config, ...sections, ...(iterations === undefined ? {} : { iterations }) }, 'setParams');
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  if (problems.length > 0) {
+    throw ApplicationFailure.create({
+      message: `setParams refused: ${problems.join('; ')}`,
+      type: CONFIG_ERROR,
+      nonRetryable: true,
+      details: [problems],
+    });
+  }
+  return next;
 }

@@ -163,6 +163,11 @@ export function buildProgram(): Command {
     .action(action(async () => async (id: string) => (require('./status-command') as typeof import('./status-command')).signalCommand(id, 'resume')));
 
   program
+    .command('set <id> <assignments...>')
+    .description('change a running run from its next iteration on: iterations=N or section.field=value (generate, reward, curate, dpo)')
+    .action(action(async () => (require('./set-params-command') as typeof import('./set-params-command')).setParamsCommand));
+
+  program
     .command('worker')
     .description('run workers in the foreground: a CPU worker, GPU-pinned workers, or CPU stand-ins for them')
     .option('--cpu', 'the CPU worker: workflows and light activities')

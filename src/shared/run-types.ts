@@ -102,7 +102,7 @@ export interface CsrRunInput {
   /** Next iteration to run (0 = evaluate the base model). */
   nextIteration: number;
   history: IterationSummary[];
-  /** Parameter changes sent by signal, applied from the next iteration on. */
+  /** Parameter changes sent by the `setParams` update, applied from the next iteration on. */
   overrides?: ParamOverrides;
   /** The workflow this run resumes, if any. */
   resumedFrom?: string;
@@ -116,10 +116,17 @@ export interface CsrRunInput {
   searchAttributes?: boolean;
 }
 
-/** Changes to the per-iteration parameters, sent while a run goes on. */
-export type ParamOverrides = Partial<Pick<CsrConfig, 'generate' | 'reward' | 'curate' | 'dpo'>> & {
+/** The config sections a running run may change, from its next iteration on. */
+export const PARAM_SECTIONS = ['generate', 'reward', 'curate', 'dpo'] as const;
+type ParamSection = (typeof PARAM_SECTIONS)[number];
+
+/** The parameters in force that differ from the run's config: whole sections, and the iteration count. */
+export type ParamOverrides = Partial<Pick<CsrConfig, ParamSection>> & {
   iterations?: number;
 };
+
+/** What the `setParams` update sends: some fields of some sections (the rest stay as they are), or the iteration count. */
+export type ParamPatch = { [S in ParamSection]?: Partial<CsrConfig[S]> } & { iterations?: number };
 
 /** Input of one iteration's workflow. */
 export interface CsrIterationInput {
@@ -148,8 +155,6 @@ export interface RunStatus {
   paused: boolean;
   history: IterationSummary[];
   resumedFrom?: string;
-  /** The problems of the last `setParams` that was refused (the run goes on with its parameters). */
-  rejectedParams?: string[];
   /** The config's `evaluate.objective` and its direction, for the summary table. */
   objective?: string;
   objectiveDirection?: 'minimize' | 'maximize';
