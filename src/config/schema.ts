@@ -1,7 +1,8 @@
 /**
- * The run config: what people write in `configs/*.yaml` (strict: unknown keys are errors), every
- * default documented here and nowhere else. The Python side reads the same file
- * (`compute/csr_compute/config.py`); a test loads every file in `configs/` through both.
+ * The run config: what people write in `configs/*.yaml` (strict: unknown keys are errors), every field
+ * and default documented here. The Python side reads the same file and restates the defaults in its
+ * dataclasses (`compute/csr_compute/config.py` and each step's params); compute/tests/test_config_mirror.py
+ * loads every file in `configs/` through both and fails when they resolve differently.
  */
 import { z } from 'zod';
 import { above, bool, duration, fraction, int, num, oneOf, safeName, text } from './fields';
