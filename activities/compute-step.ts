@@ -8,15 +8,15 @@ import * as path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CsrEnv } from '../src/env';
 import type { GpuLeases } from '../src/gpu/leases';
-import { specHash } from './canonical-json';
 import { type ComputeEvent, runComputeProcess } from './compute-process';
 import { ComputeFailureType, failureForExit } from './exit-codes';
 import { diskErrorCode, noSpaceFailure } from './disk-errors';
 import { withInputs } from './input-hashes';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog';
-import { type LoadedManifest, flatNumbers, readManifest, staleReason } from './manifest';
+import { type LoadedManifest, flatNumbers, manifestIsFor, readManifest, specText, staleReason } from './manifest';
 import type { ComputeStepInput, StepHeartbeat, StepResult } from './types';
 import { abortableSleep } from '../src/shared/abortable-sleep';
+import { writeFileAtomic } from '../src/shared/atomic-write';
 
 /** What the compute-step activity needs from its worker. */
 export interface ComputeStepDeps {
@@ -99,10 +99,8 @@ function checkInput(input: ComputeStepInput, deps: ComputeStepDeps): CheckedInpu
 
 function writeSpecFile(outDir: string, spec: Record<string, unknown>): string {
   const file = path.join(outDir, 'spec.json');
-  fs.mkdirSync(outDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(spec, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  // specText: the bytes whose sha256 the manifest records and reuse compares.
+  writeFileAtomic(file, specText(spec));
   return file;
 }
 
@@ -257,7 +255,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
             ComputeFailureType.noManifest,
           );
         }
-        if (loaded && loaded.manifest.spec_hash !== specHash(spec)) {
+        if (loaded && !manifestIsFor(loaded, spec)) {
           ctx.log.warn(`${label}: manifest spec_hash differs from the spec's hash; a resumed run will redo this step`);
         }
         return resultOf(input, outDir, loaded, false, attempt, started);

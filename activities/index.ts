@@ -1,5 +1,4 @@
 /** Activities of the CSR workers and the pieces they are built from. */
-export * from './canonical-json';
 export * from './compute-process';
 export * from './compute-step';
 export * from './create-activities';

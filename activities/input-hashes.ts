@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { specHash } from './canonical-json';
 
 /** How far above an input path an upstream step folder is looked for (`<step>/model/...` is 1). */
 const MAX_LEVELS_UP = 3;
@@ -63,16 +62,20 @@ export function withInputs(spec: Record<string, unknown>): Record<string, unknow
 }
 
 /**
- * True when `manifestFile` was written for `spec` before specs carried `inputs` (its hash is of the
- * spec without them) and no upstream manifest is newer than it: the upstream steps were not redone
- * since, so the step's outputs are still of these inputs. Lets runs made before inputs were recorded
- * resume without recomputing everything once.
+ * True when `manifestFile` was written for `spec` before specs carried `inputs` (`isFor` the spec without
+ * them) and no upstream manifest is newer than it: the upstream steps were not redone since, so the
+ * step's outputs are still of these inputs. Lets runs made before inputs were recorded resume without
+ * recomputing everything once.
  */
-export function matchesWithoutInputs(spec: Record<string, unknown>, recordedHash: string, manifestFile: string): boolean {
+export function matchesWithoutInputs(
+  spec: Record<string, unknown>,
+  isFor: (form: Record<string, unknown>) => boolean,
+  manifestFile: string,
+): boolean {
   const inputs = spec.inputs as Record<string, string> | undefined;
   if (inputs === undefined) return false;
   const { inputs: _dropped, ...without } = spec;
-  if (specHash(without) !== recordedHash) return false;
+  if (!isFor(without)) return false;
   try {
     const written = fs.statSync(manifestFile).mtimeMs;
     return Object.keys(inputs).every((folder) => fs.statSync(path.join(folder, 'manifest.json')).mtimeMs <= written);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { specHash } from './canonical-json';
+import { isDeepStrictEqual } from 'node:util';
 import { matchesWithoutInputs } from './input-hashes';
 
 /** One artifact listed in a manifest. */
@@ -19,7 +19,13 @@ export interface StepManifest {
   contract: number;
   step: string;
   code_version?: string;
+  /** The steps' own hash of their spec (Python's `json.dumps(spec, sort_keys=True)`); not read here. */
   spec_hash: string;
+  /**
+   * sha256 of the step folder's spec.json as the activity wrote it, when it held the spec the step ran:
+   * what reuse compares. Absent from manifests written before it was recorded.
+   */
+  spec_file_sha256?: string;
   files: Record<string, ManifestFile>;
   items_total: number;
   items_reused: number;
@@ -44,6 +50,36 @@ export interface LoadedManifest {
 
 /** Path of the manifest of a step's output folder. */
 export const manifestPath = (outDir: string) => path.join(outDir, 'manifest.json');
+
+/** The bytes of a step's spec.json as the activity writes it: the manifest records their sha256. */
+export function specText(spec: Record<string, unknown>): string {
+  return `${JSON.stringify(spec, null, 2)}\n`;
+}
+
+/** sha256 (hex) of {@link specText}: the `spec_file_sha256` of a manifest written for `spec`. */
+export function specFileHash(spec: Record<string, unknown>): string {
+  return createHash('sha256').update(specText(spec), 'utf8').digest('hex');
+}
+
+/** True when `loaded` was written for `spec` (by a step launched with exactly that spec.json). */
+export function manifestIsFor(loaded: LoadedManifest, spec: Record<string, unknown>): boolean {
+  return loaded.manifest.spec_file_sha256 === specFileHash(spec);
+}
+
+/**
+ * For a manifest written before `spec_file_sha256` was recorded: true when the spec.json beside it holds
+ * `form` (compared parsed, so key order does not matter) and is no newer than the manifest, so no later
+ * launch of another spec wrote it.
+ */
+function earlierManifestIsFor(outDir: string, form: Record<string, unknown>): boolean {
+  const specFile = path.join(outDir, 'spec.json');
+  try {
+    if (!isDeepStrictEqual(JSON.parse(fs.readFileSync(specFile, 'utf8')), JSON.parse(JSON.stringify(form)))) return false;
+    return fs.statSync(specFile).mtimeMs <= fs.statSync(manifestPath(outDir)).mtimeMs;
+  } catch {
+    return false;
+  }
+}
 
 /** sha256 (hex) of a file, streamed so that a multi-GB checkpoint neither fills memory nor blocks the loop. */
 export function sha256File(file: string): Promise<string> {
@@ -100,11 +136,13 @@ export async function staleReason(
   loaded: LoadedManifest,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  const recorded = loaded.manifest.spec_hash;
-  const matches = (form: Record<string, unknown>) =>
-    recorded === specHash(form) || matchesWithoutInputs(form, recorded, manifestPath(outDir));
-  if (!specForms(spec).some(matches)) {
-    return 'the spec changed';
+  if (loaded.manifest.spec_file_sha256 !== undefined) {
+    if (!manifestIsFor(loaded, spec)) return 'the spec changed';
+  } else {
+    // Written by an earlier version: by the spec.json beside it, in any form that spec could have had then.
+    const isFor = (form: Record<string, unknown>) => earlierManifestIsFor(outDir, form);
+    const matches = (form: Record<string, unknown>) => isFor(form) || matchesWithoutInputs(form, isFor, manifestPath(outDir));
+    if (!specForms(spec).some(matches)) return 'the spec changed';
   }
   for (const [name, file] of Object.entries(loaded.manifest.files)) {
     // Hashing a checkpoint takes a while; a cancellation should not wait for all of them.

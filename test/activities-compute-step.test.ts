@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { type ComputeStepInput, type StepHeartbeat, type StepResult, createActivities } from '../activities';
+import { type ComputeStepInput, type StepHeartbeat, type StepResult, createActivities, specText } from '../activities';
 import { GpuLeases } from '../src/gpu/leases';
 import { processRunning } from '../src/gpu/process-groups';
 import {
@@ -229,6 +229,8 @@ test.serial('exit 75 is retried: two attempts with maximumAttempts 2, then Compu
 function writeManifestWithPython(outDir: string, spec: Record<string, unknown>, stats: Record<string, unknown>): void {
   fs.mkdirSync(path.join(outDir, 'data'), { recursive: true });
   fs.writeFileSync(path.join(outDir, 'data', 'pairs.jsonl'), '{"id": 1}\n{"id": 2}\n');
+  // What the activity writes before it launches a step, and what the manifest's spec_file_sha256 is of.
+  fs.writeFileSync(path.join(outDir, 'spec.json'), specText(spec));
   const script =
     'import json, sys\n' +
     'from csr_compute.contract import write_manifest\n' +
@@ -249,6 +251,7 @@ test.serial('skip-if-done: an unchanged finished step returns its manifest witho
     model: { path: '/models/ünïcode', alpha: 0.9, tiny: 1e-7, big: 1e21, list: [1, 2.5, 'x', null, true] },
   };
   writeManifestWithPython(outDir, spec, { loss: 0.125, pairs: 2, note: 'text is dropped', nested: { x: 1 } });
+  const specWritten = fs.statSync(path.join(outDir, 'spec.json')).mtimeMs;
   const { worker, taskQueue } = await makeWorker(t);
   await worker.runUntil(async () => {
     const options = { taskQueue, maximumAttempts: 1, heartbeatTimeoutMs: 10_000 };
@@ -260,7 +263,7 @@ test.serial('skip-if-done: an unchanged finished step returns its manifest witho
     t.deepEqual(result.stats, { loss: 0.125, pairs: 2 });
     t.regex(result.manifestSha256 ?? '', /^[0-9a-f]{64}$/);
     t.false(fs.existsSync(path.join(outDir, 'logs')), 'nothing was launched');
-    t.false(fs.existsSync(path.join(outDir, 'spec.json')));
+    t.is(fs.statSync(path.join(outDir, 'spec.json')).mtimeMs, specWritten, 'spec.json was not rewritten');
 
     // Same spec, changed artifact: the step must run again (and here fail, as its spec says).
     fs.appendFileSync(path.join(outDir, 'data', 'pairs.jsonl'), '{"id": 3}\n');

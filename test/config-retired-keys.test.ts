@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import test from 'ava';
-import { specHash } from '../activities/canonical-json';
 import { readManifest, staleReason } from '../activities/manifest';
 import { ConfigError, loadConfig, parseConfig } from '../src/config';
 import { dpoStep, type PlannedStep } from '../src/shared/plan';
@@ -62,7 +61,9 @@ test('a DPO step finished by a run from before the keys went is still reused; a 
   const outDir = String(spec.out_dir);
   const written = { ...spec, params: { ...config.dpo, reference: 'iteration_start', policy_init: 'previous_merged', data: 'current_iteration' } };
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify({ contract: 1, spec_hash: specHash(written), files: {} }));
+  // As the step was left then: its spec.json, then a manifest without spec_file_sha256.
+  fs.writeFileSync(path.join(outDir, 'spec.json'), JSON.stringify(written, null, 2));
+  fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify({ contract: 1, spec_hash: 'python', files: {} }));
   t.is(await staleReason(outDir, spec, readManifest(outDir)!), undefined);
   const changed = { ...spec, params: { ...config.dpo, beta: 0.2 } };
   t.is(await staleReason(outDir, changed, readManifest(outDir)!), 'the spec changed');

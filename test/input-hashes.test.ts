@@ -5,9 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { specHash } from '../activities/canonical-json';
 import { upstreamManifestHashes, withInputs } from '../activities/input-hashes';
-import { readManifest, staleReason } from '../activities/manifest';
+import { readManifest, specFileHash, staleReason } from '../activities/manifest';
 import { tempDir } from './helpers/temporal-harness';
 
 function stepFolder(dir: string, stats: Record<string, number>): string {
@@ -39,11 +38,11 @@ test('the upstream step folders of every path in a spec are found and hashed; it
   t.deepEqual(Object.keys(hashes).sort(), [merge, shard0, shard1].sort());
   const withHashes = withInputs(spec);
   t.deepEqual(Object.keys(withHashes.inputs as object), [merge, shard0, shard1].sort());
-  t.is(specHash(withInputs(spec)), specHash(withHashes), 'the same inputs give the same spec hash');
+  t.is(specFileHash(withInputs(spec)), specFileHash(withHashes), 'the same inputs give the same spec hash');
 
   // shard 1 was recomputed (its manifest changed): the reward step's spec, and so its hash, changes.
   stepFolder(shard1, { n: 20 });
-  t.not(specHash(withInputs(spec)), specHash(withHashes));
+  t.not(specFileHash(withInputs(spec)), specFileHash(withHashes));
 });
 
 test('a spec that reads no upstream step output is left as it is', (t) => {
@@ -58,8 +57,9 @@ test('a step finished before specs carried inputs is reused until an upstream st
   const outDir = path.join(run, 'iter-01', 'dpo');
   const spec = { out_dir: outDir, pairs: [path.join(upstream, 'pairs.jsonl')] };
   fs.mkdirSync(outDir, { recursive: true });
-  // The manifest as an earlier version wrote it: the hash of the spec without inputs.
-  fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify({ contract: 1, spec_hash: specHash(spec), files: {} }));
+  // The step as an earlier version left it: the spec without inputs, then a manifest without spec_file_sha256.
+  fs.writeFileSync(path.join(outDir, 'spec.json'), JSON.stringify(spec, null, 2));
+  fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify({ contract: 1, spec_hash: 'python', files: {} }));
   const asRun = withInputs(spec);
   t.truthy(asRun.inputs);
   const anHourAgo = new Date(Date.now() - 3_600_000);

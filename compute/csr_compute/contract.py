@@ -305,14 +305,37 @@ def shard_slice(items: list[Any], index: int, count: int) -> list[Any]:
     return items[start:start + per + (1 if index < rest else 0)]
 
 
+def spec_hash(spec: dict[str, Any]) -> str:
+    """The manifest's ``spec_hash``: sha256 of ``json.dumps(spec, sort_keys=True)``. The steps compare it to
+    tell that they already ran for this spec (``steps.common.completed_manifest``); the activity does not."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def spec_file_sha256(out_dir: str | os.PathLike[str], spec: dict[str, Any]) -> str | None:
+    """The manifest's ``spec_file_sha256``: sha256 of ``out_dir/spec.json``'s bytes as the launcher wrote
+    them, when that file holds ``spec``; None when there is none or it holds another spec.
+
+    The activity hashes the bytes it would write for a spec and compares: it decides that a step is done
+    without starting Python and without imitating how Python writes JSON.
+    """
+    try:
+        raw = (Path(out_dir) / "spec.json").read_bytes()
+        held = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return hashlib.sha256(raw).hexdigest() if held == spec else None
+
+
 def write_manifest(out_dir: str | os.PathLike[str], *, step: str, spec: dict[str, Any],
                    files: Iterable[str], items_total: int, items_reused: int, items_computed: int,
                    stats: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``manifest.json`` last, after every artifact: its presence marks the step complete.
 
     ``files`` are paths relative to ``out_dir``; each gets a content hash so a later skip-if-done
-    decision can check the artifact itself, not just its name. A step run as its own process also
-    records ``timings`` (``StepClock``): start-up, model loading and compute seconds.
+    decision can check the artifact itself, not just its name. The spec is recorded twice: ``spec_hash``
+    for the steps' own check, ``spec_file_sha256`` (the launcher's spec.json, when it holds this spec) for
+    the activity's. A step run as its own process also records ``timings`` (``StepClock``): start-up,
+    model loading and compute seconds.
     """
     from . import __version__
 
@@ -321,7 +344,7 @@ def write_manifest(out_dir: str | os.PathLike[str], *, step: str, spec: dict[str
         "contract": CONTRACT_VERSION,
         "step": step,
         "code_version": __version__,
-        "spec_hash": hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest(),
+        "spec_hash": spec_hash(spec),
         "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
                   for name in sorted(files)},
         "items_total": items_total,
@@ -329,6 +352,9 @@ def write_manifest(out_dir: str | os.PathLike[str], *, step: str, spec: dict[str
         "items_computed": items_computed,
         "stats": stats or {},
     }
+    spec_file = spec_file_sha256(out, spec)
+    if spec_file is not None:
+        manifest["spec_file_sha256"] = spec_file
     timings = CLOCK.timings()
     if timings is not None:
         manifest["timings"] = timings
