@@ -2,7 +2,7 @@
  * What a person sees of a run in MLflow, on a real MLflow server: the parent run's description, its
  * per-iteration curate/DPO trends and headline plot, and iteration runs without one-point charts.
  */
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,13 +22,19 @@ test.after.always(async (t) => {
   await t.context.mlflow?.close();
 });
 
-test("trackRunStart gives the parent run a description naming the config, the iterations and the objective's direction", async (t) => {
-  const mlflow = t.context.mlflow;
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-description-'));
-  const env = csrEnv({ ...process.env, CSR_HOME: home, MLFLOW_TRACKING_URI: mlflow.url });
+/** A run started on the test's MLflow server, with a CSR_HOME of its own. */
+async function startedRun(t: ExecutionContext<{ mlflow: MlflowHarness }>, runKey: string) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), `csr-${runKey}-`));
+  const env = csrEnv({ ...process.env, CSR_HOME: home, MLFLOW_TRACKING_URI: t.context.mlflow.url });
   const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
-  const refs = await createTrackingActivities(env).trackRunStart({ config, configHash: 'h', runKey: 'described-run', workflowId: 'wf' });
-  const run = await mlflow.client().getRun(refs.parentRunId!);
+  const activities = createTrackingActivities(env);
+  const tracking = await activities.trackRunStart({ config, configHash: 'h', runKey, workflowId: 'wf' });
+  return { home, activities, tracking };
+}
+
+test("trackRunStart gives the parent run a description naming the config, the iterations and the objective's direction", async (t) => {
+  const { tracking } = await startedRun(t, 'described-run');
+  const run = await t.context.mlflow.client().getRun(tracking.parentRunId!);
   const description = run.data.tags['mlflow.note.content'] ?? '';
   t.true(description.startsWith('CSR run of toy-csr: 3 iterations'), description);
   t.true(description.includes('Objective: toy_chair_dev/CHAIR_I (lower is better).'), description);
@@ -38,11 +44,7 @@ test("trackRunStart gives the parent run a description naming the config, the it
 
 test('trackIterationEnd: curate/DPO trends on the parent by iteration, iteration runs keep the DPO curves and put the rest in one JSON', async (t) => {
   const mlflow = t.context.mlflow;
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-trends-'));
-  const env = csrEnv({ ...process.env, CSR_HOME: home, MLFLOW_TRACKING_URI: mlflow.url });
-  const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
-  const activities = createTrackingActivities(env);
-  const tracking = await activities.trackRunStart({ config, configHash: 'h', runKey: 'trends-run', workflowId: 'wf' });
+  const { home, activities, tracking } = await startedRun(t, 'trends-run');
   const childIds: string[] = [];
   for (const iteration of [0, 1, 2]) {
     const child = await activities.trackIterationStart({ tracking, runKey: 'trends-run', iteration, workflowId: 'wf' });
@@ -106,12 +108,7 @@ test('trackIterationEnd: curate/DPO trends on the parent by iteration, iteration
 });
 
 test("trackIterationEnd logs the curate step's own sample (curate.sample_size pairs), and writes nothing into its folder", async (t) => {
-  const mlflow = t.context.mlflow;
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-sample-'));
-  const env = csrEnv({ ...process.env, CSR_HOME: home, MLFLOW_TRACKING_URI: mlflow.url });
-  const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
-  const activities = createTrackingActivities(env);
-  const tracking = await activities.trackRunStart({ config, configHash: 'h', runKey: 'sample-run', workflowId: 'wf' });
+  const { home, activities, tracking } = await startedRun(t, 'sample-run');
   const child = await activities.trackIterationStart({ tracking, runKey: 'sample-run', iteration: 1, workflowId: 'wf' });
   // As curate writes them with sample_size 3: 30 pairs, the first 3 in the sample.
   const curateDir = fs.mkdtempSync(path.join(home, 'curate-'));
@@ -130,7 +127,7 @@ test("trackIterationEnd logs the curate step's own sample (curate.sample_size pa
     artifactRoot: home,
     timestamp: 1_700_000_000_000,
   });
-  const logged = (await mlflow.client().downloadArtifact(child.runId!, 'preference_pairs_sample.jsonl')).toString('utf8');
+  const logged = (await t.context.mlflow.client().downloadArtifact(child.runId!, 'preference_pairs_sample.jsonl')).toString('utf8');
   t.is(logged, pairs.slice(0, 3).join(''));
   t.deepEqual(fs.readdirSync(curateDir).sort(), before, 'a finished step folder is not written to');
 });
