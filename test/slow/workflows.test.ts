@@ -217,7 +217,11 @@ test.serial('a run that fails for good is resumed: finished steps are reused, th
     const chair = await mlflow.getMetricHistory(parent!.info.runId, 'eval/toy_chair/CHAIR_I');
     t.deepEqual([...new Set(chair.map((m) => m.step))].sort(), [0, 1]);
     t.is(parent!.data.tags['csr.workflow_id'], first.workflowId);
-    t.truthy(parent!.data.params?.['generate.num_beams'] ?? parent!.data.params);
+    // The run's config as MLflow params, one per leaf, with the values the run used.
+    const params = parent!.data.params ?? {};
+    t.is(params['generate.num_beams'], String(old.config.generate.num_beams), JSON.stringify(params));
+    t.is(params['dpo.beta'], String(old.config.dpo.beta));
+    t.is(params.config_hash, old.configHash);
     const artifacts = await mlflow.listArtifacts(parent!.info.runId, 'plots');
     t.true(artifacts.some((a) => a.path.endsWith('eval_metrics.png')), JSON.stringify(artifacts));
 
