@@ -1,0 +1,201 @@
+/**
+ * The logic of the run and iteration workflows, on the real dev server with the real workflow code and
+ * test activities standing in for compute (each answers at once): whether an iteration improved (the
+ * gate, either direction), `stop_when_worse`, pause and resume between steps, and where each step runs
+ * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue). Seconds, not
+ * the minutes of test/slow/workflows.test.ts.
+ */
+import * as path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { loadConfig, type CsrConfig } from '../src/config';
+import type { ComputeStepInput, StepResult } from '../activities/types';
+import type { CsrRunInput, IterationStatus, IterationSummary, RunPaths, RunStatus } from '../src/shared/run-types';
+import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
+import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery } from '../workflows/messages';
+import { createTestEnv, eventually, repoRoot, tempDir } from './helpers/temporal-harness';
+
+const test = anyTest as TestFn<{ env: TestWorkflowEnvironment }>;
+
+test.before(async (t) => {
+  t.context.env = await createTestEnv('ERROR');
+});
+test.after.always(async (t) => {
+  await t.context.env?.teardown();
+});
+
+const OBJECTIVE = 'toy_chair_dev/CHAIR_I';
+const HOST_QUEUE = hostQueue('test-host');
+
+/** One compute step as a stand-in saw it: where it ran and with how many GPUs. */
+interface Launch {
+  queue: string;
+  step: string;
+  iteration: number;
+  gpuCount?: number;
+}
+
+interface Stage {
+  launches: Launch[];
+  /** Resolves a step that `holdStep` holds. */
+  release: () => void;
+  run(input: CsrRunInput): Promise<IterationSummary[]>;
+}
+
+const iterationOf = (dir: string) => Number(/iter-(\d+)/.exec(dir)?.[1]);
+
+/**
+ * Workers on the CPU, GPU and host queues with stand-in activities. `objectives[i]` is what iteration i's
+ * evaluation reports; a step named `holdStep` waits for `release()`.
+ */
+async function stage(
+  env: TestWorkflowEnvironment,
+  objectives: number[],
+  holdStep?: string,
+): Promise<Stage & { workers: Worker[] }> {
+  const launches: Launch[] = [];
+  let release = () => undefined as void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const compute = (queue: string) => ({
+    async runComputeStep(input: ComputeStepInput): Promise<StepResult> {
+      const outDir = String(input.spec.out_dir);
+      const gpus = input.gpuCount ? { gpuCount: input.gpuCount } : {};
+      launches.push({ queue, step: input.step, iteration: iterationOf(outDir), ...gpus });
+      if (input.step === holdStep) await held;
+      const stats: Record<string, number> = input.step === 'curate' ? { pairs: 4 } : {};
+      const counts = { itemsTotal: 1, itemsReused: 0, itemsComputed: 1 };
+      return { step: input.step, outDir, manifestSha256: null, ...counts, stats, skipped: false, attempt: 1, wallSeconds: 0 };
+    },
+    async hostTaskQueue() {
+      return HOST_QUEUE;
+    },
+  });
+  const root = tempDir('csr-logic-');
+  const paths: RunPaths = { artifactRoot: root, baseModel: '/m', clip: '/c', promptsFile: '/p.json', imagesDir: '/i', toyworldDir: '/t' };
+  const connection = env.nativeConnection;
+  const workers = await Promise.all([
+    Worker.create({
+      connection,
+      taskQueue: CPU_QUEUE,
+      workflowsPath: require.resolve('../workflows'),
+      activities: {
+        ...compute('cpu'),
+        prepareRun: async () => ({ artifactRoot: root }),
+        resolveRunPaths: async () => paths,
+        trackRunStart: async () => undefined,
+        samplePrompts: async () => undefined,
+        readEvaluation: async (input: { outDirs: { outDir: string }[] }) => ({
+          [OBJECTIVE]: objectives[iterationOf(input.outDirs[0]!.outDir)]!,
+        }),
+      },
+    }),
+    Worker.create({ connection, taskQueue: GPU_QUEUE, activities: compute('gpu') }),
+    Worker.create({ connection, taskQueue: HOST_QUEUE, activities: compute('host') }),
+  ]);
+  const run = (input: CsrRunInput) =>
+    env.client.workflow.execute('csrRun', { taskQueue: CPU_QUEUE, workflowId: input.runKey, args: [input] }) as Promise<IterationSummary[]>;
+  return { launches, release: () => release(), run, workers };
+}
+
+/** Run `body` while every worker of the stage polls. */
+function polling<T>(workers: Worker[], body: () => Promise<T>): Promise<T> {
+  return workers.reduce<() => Promise<T>>((inner, worker) => () => worker.runUntil(inner), body)();
+}
+
+function runInput(runKey: string, adjust: (config: CsrConfig) => void): CsrRunInput {
+  const config = loadConfig(path.join(repoRoot, 'configs', 'toy.yaml'));
+  config.evaluate.benchmarks = config.evaluate.benchmarks.filter((b) => b.name === 'toy_chair_dev');
+  adjust(config);
+  return { config, configHash: 'h', runKey, nextIteration: 0, history: [] };
+}
+
+test.serial('the gate: an iteration improved when its objective moved the configured way, and the run goes on either way', async (t) => {
+  for (const direction of ['minimize', 'maximize'] as const) {
+    const { workers, run } = await stage(t.context.env, [20, 18, 19]);
+    const history = await polling(workers, () =>
+      run(
+        runInput(`gate-${direction}`, (config) => {
+          config.iterations = 2;
+          config.evaluate.objective_direction = direction;
+          config.evaluate.stop_when_worse = false;
+        }),
+      ),
+    );
+    t.deepEqual(
+      history.map((h) => [h.iteration, h.improved]),
+      direction === 'minimize'
+        ? [[0, undefined], [1, true], [2, false]]
+        : [[0, undefined], [1, false], [2, true]],
+      direction,
+    );
+  }
+});
+
+test.serial('stop_when_worse: the run stops after the first iteration that is worse than the one before', async (t) => {
+  const { workers, run, launches } = await stage(t.context.env, [20, 22, 18]);
+  const input = runInput('stop-when-worse', (config) => {
+    config.iterations = 2;
+    config.evaluate.stop_when_worse = true;
+  });
+  const [history, status] = await polling(workers, async () => [
+    await run(input),
+    await t.context.env.client.workflow.getHandle('stop-when-worse').query(runStatusQuery),
+  ] as const);
+  t.deepEqual(history.map((h) => [h.iteration, h.improved]), [[0, undefined], [1, false]]);
+  t.false(launches.some((l) => l.iteration === 2), 'iteration 2 never started');
+  t.is(status.phase, 'stopped');
+});
+
+test.serial('steps run where they belong: curate on the CPU worker, a 2-GPU DPO on the host queue with its GPU count', async (t) => {
+  const { workers, run, launches } = await stage(t.context.env, [20, 18]);
+  const input = runInput('dpo-routing', (config) => {
+    config.iterations = 1;
+    config.workers.gpu_shards = 2;
+    config.workers.dpo_gpus = 2;
+  });
+  await polling(workers, () => run(input));
+  const iteration1 = launches.filter((l) => l.iteration === 1).map(({ queue, step, gpuCount }) => [step, queue, gpuCount ?? 1]);
+  t.deepEqual(iteration1, [
+    ['generate', 'gpu', 1],
+    ['generate', 'gpu', 1],
+    ['reward', 'gpu', 1],
+    ['reward', 'gpu', 1],
+    ['curate', 'cpu', 1],
+    ['dpo', 'host', 2],
+    ['merge', 'gpu', 1],
+    ['evaluate', 'gpu', 1],
+  ]);
+  // One GPU: DPO stays on the shared GPU queue.
+  const single = await stage(t.context.env, [20, 18]);
+  await polling(single.workers, () => single.run(runInput('dpo-one-gpu', (config) => (config.iterations = 1))));
+  t.deepEqual(single.launches.filter((l) => l.step === 'dpo').map((l) => [l.queue, l.gpuCount]), [['gpu', undefined]]);
+});
+
+test.serial('pause holds the iteration before its next step (the step in flight finishes); resume goes on', async (t) => {
+  const { workers, run, launches, release } = await stage(t.context.env, [20, 18], 'generate');
+  const input = runInput('pause-run', (config) => (config.iterations = 1));
+  const client = t.context.env.client;
+  await polling(workers, async () => {
+    const result = run(input);
+    const child = client.workflow.getHandle('pause-run/iter-1');
+    await eventually('iteration 1 generating', () => (launches.some((l) => l.step === 'generate') ? true : undefined));
+    // As `csr pause` does: the run, then its iteration in flight.
+    await client.workflow.getHandle('pause-run').signal(pauseSignal);
+    await child.signal(pauseSignal);
+    release();
+    const paused = await eventually<IterationStatus>('paused before reward', async () => {
+      const status = await child.query(iterationStatusQuery);
+      return status.currentStep === 'paused before reward' ? status : undefined;
+    });
+    t.true(paused.paused);
+    const run_ = await client.workflow.getHandle('pause-run').query<RunStatus>(runStatusQuery);
+    t.is(run_.phase, 'paused');
+    t.false(launches.some((l) => l.step === 'reward'), 'nothing after the step in flight started');
+    await client.workflow.getHandle('pause-run').signal(resumeSignal);
+    await child.signal(resumeSignal);
+    const history = await result;
+    t.deepEqual(history.map((h) => h.iteration), [0, 1]);
+  });
+  t.true(launches.some((l) => l.step === 'reward'));
+});
