@@ -2,14 +2,18 @@
  * Launch one compute step (`python -m csr_compute STEP --spec FILE`) as the leader of its own process
  * group, read its JSON-line events, and make sure that when it ends — or is aborted — nothing it
  * started is left running. Knows nothing of Temporal, so the worker's start-up probe can use it too.
+ *
+ * Given the worker's `forkServer`, the step is forked by that warm process instead of spawned (see
+ * fork-server.ts); everything below the launch — events, kills, exit — is the same for both.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { groupRunning, killGroup } from '../src/gpu/process-groups';
-import { processIdentity } from '../src/gpu/process-identity';
+import { type ProcessIdentity, processIdentity } from '../src/gpu/process-identity';
 import type { StepExit } from './exit-codes';
+import { type ForkServer, type LaunchedExit, LineBuffer } from './fork-server';
 
 /** One JSON line a step printed on stdout (`progress`, `manifest`, `error`, `probe`, ...). */
 export interface ComputeEvent {
@@ -35,6 +39,8 @@ export interface ComputeProcessOptions {
   /** Called once with the group leader's pid, before any event; a throw here kills the group. */
   onSpawn?: (pid: number) => void;
   onEvent?: (event: ComputeEvent) => void;
+  /** The worker's warm process: the step is forked there when it can be, else spawned. @default spawn */
+  forkServer?: ForkServer;
 }
 
 /** How the run ended. */
@@ -42,6 +48,62 @@ export interface ComputeProcessResult extends StepExit {
   pid: number;
   /** Manifest path reported by the step's `manifest` event, if any. */
   manifestEvent?: ComputeEvent;
+  /** How the process was started. */
+  via: 'fork-server' | 'spawn';
+}
+
+/** A started step process, however it was started. */
+interface Launched {
+  pid: number;
+  /** Identity of the group leader, read while it could not have exited yet. */
+  leader: ProcessIdentity | undefined;
+  onLine(listener: (line: string) => void): void;
+  exited: Promise<LaunchedExit>;
+  /** Its stdout is drained: a forked grandchild holding it can delay this past `exited`. */
+  closed: Promise<void>;
+  via: 'fork-server' | 'spawn';
+}
+
+async function spawnStep(options: ComputeProcessOptions): Promise<Launched> {
+  const logFd = fs.openSync(options.logFile, 'a');
+  const child = spawn(options.python, ['-m', 'csr_compute', options.step, '--spec', options.specFile], {
+    cwd: options.cwd,
+    env: options.env,
+    // Own process group: torch and data loaders fork, and a kill must reach all of them.
+    detached: true,
+    // stderr straight into the file: it survives a dying worker and costs the event loop nothing.
+    stdio: ['ignore', 'pipe', logFd],
+  });
+  fs.closeSync(logFd);
+  const spawned = new Promise<number>((resolve, reject) => {
+    child.once('spawn', () => resolve(child.pid as number));
+    child.once('error', reject);
+  });
+  const exited = new Promise<LaunchedExit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const pid = await spawned.catch((error: Error) => {
+    throw new Error(`could not start ${options.python} for step ${options.step}: ${error.message}`);
+  });
+  const lines = new LineBuffer();
+  readline
+    .createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity })
+    .on('line', (line) => lines.push(line));
+  // Read now, while the child cannot have exited and been reaped: later kills check they hit this group.
+  const leader = processIdentity(pid);
+  return { pid, leader, onLine: (listener) => lines.attach(listener), exited, closed, via: 'spawn' };
+}
+
+async function launchStep(options: ComputeProcessOptions): Promise<Launched> {
+  const forked = await options.forkServer?.launch({
+    step: options.step,
+    specFile: options.specFile,
+    logFile: options.logFile,
+    env: options.env,
+    cwd: options.cwd,
+  });
+  return forked ? { ...forked, via: 'fork-server' } : spawnStep(options);
 }
 
 const STDERR_TAIL_BYTES = 4096;
@@ -71,38 +133,15 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
   options.signal?.throwIfAborted();
   const killGraceMs = options.killGraceMs ?? 10_000;
   fs.mkdirSync(path.dirname(options.logFile), { recursive: true });
-  const logFd = fs.openSync(options.logFile, 'a');
-  const child = spawn(options.python, ['-m', 'csr_compute', options.step, '--spec', options.specFile], {
-    cwd: options.cwd,
-    env: options.env,
-    // Own process group: torch and data loaders fork, and a kill must reach all of them.
-    detached: true,
-    // stderr straight into the file: it survives a dying worker and costs the event loop nothing.
-    stdio: ['ignore', 'pipe', logFd],
-  });
-  fs.closeSync(logFd);
-  const spawned = new Promise<number>((resolve, reject) => {
-    child.once('spawn', () => resolve(child.pid as number));
-    child.once('error', reject);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  // 'close' comes once stdout is drained, which a forked grandchild holding the pipe can delay past 'exit'.
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const pid = await spawned.catch((error: Error) => {
-    throw new Error(`could not start ${options.python} for step ${options.step}: ${error.message}`);
-  });
+  const launched = await launchStep(options);
+  const { pid, leader, exited, closed } = launched;
 
   let lastError: ComputeEvent | undefined;
   let manifestEvent: ComputeEvent | undefined;
   let callbackError: unknown;
-  // Read now, while the child cannot have exited and been reaped: later kills check they hit this group.
-  const leader = processIdentity(pid);
   let stopping: Promise<boolean> | undefined;
   const stop = () => (stopping ??= killGroup(pid, killGraceMs, leader));
-  const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity });
-  lines.on('line', (line) => {
+  launched.onLine((line) => {
     let event: ComputeEvent | undefined;
     try {
       const parsed: unknown = JSON.parse(line);
@@ -155,10 +194,12 @@ export async function runComputeProcess(options: ComputeProcessOptions): Promise
     pid,
     code: end.code,
     signal: end.signal,
-    errorMessage: typeof lastError?.message === 'string' ? lastError.message : undefined,
-    errorKind: typeof lastError?.kind === 'string' ? lastError.kind : undefined,
+    // A lost fork server says so, unless the step explained its own end first.
+    errorMessage: typeof lastError?.message === 'string' ? lastError.message : end.lost,
+    errorKind: typeof lastError?.kind === 'string' ? lastError.kind : end.lost ? 'fork_server_lost' : undefined,
     stderrTail: fileTail(options.logFile),
     logFile: options.logFile,
     manifestEvent,
+    via: launched.via,
   };
 }

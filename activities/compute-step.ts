@@ -9,6 +9,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { CsrEnv } from '../src/env';
 import type { GpuLeases } from '../src/gpu/leases';
 import { type ComputeEvent, runComputeProcess } from './compute-process';
+import type { ForkServer } from './fork-server';
 import { ComputeFailureType, failureForExit } from './exit-codes';
 import { diskErrorCode, noSpaceFailure } from './disk-errors';
 import { withInputs } from './input-hashes';
@@ -33,6 +34,8 @@ export interface ComputeStepDeps {
   heartbeatEveryMs?: number;
   /** Grace between SIGTERM and SIGKILL on cancellation. @default 10000 */
   killGraceMs?: number;
+  /** The worker's warm process that forks steps (fork-server.ts); without it, or while it is down, steps spawn. */
+  forkServer?: ForkServer;
 }
 
 const PINNED_ENV = ['CUDA_VISIBLE_DEVICES'];
@@ -213,6 +216,7 @@ export function createRunComputeStep(deps: ComputeStepDeps): (input: ComputeStep
             // Cancellation by Temporal or a stall: either kills the whole group.
             signal: AbortSignal.any([signal, dog.signal]),
             killGraceMs: deps.killGraceMs,
+            forkServer: deps.forkServer,
             onSpawn: (pid) => {
               dog.start();
               beat.pid = pid;

@@ -31,6 +31,9 @@ const test = anyTest as TestFn<{ env: TestWorkflowEnvironment }>;
 const HOST = 'testhost';
 
 test.before(async (t) => {
+  // Steps spawned, not forked by a warm server: the wrapper python's forked member must belong to the step's
+  // group (test/fork-server.test.ts covers forked steps). In-process and spawned workers both read this.
+  process.env.CSR_FORK_SERVER = '0';
   t.context = { env: await createTestEnv('ERROR') };
 });
 test.after.always(async (t) => {

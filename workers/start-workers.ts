@@ -11,7 +11,8 @@
  */
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { QuietLogger } from './quiet-logger';
-import { createActivities } from '../activities';
+import * as path from 'node:path';
+import { ForkServer, createActivities } from '../activities';
 import { GpuLeases } from '../src/gpu/leases';
 import { credentialVariables } from '../src/mlflow/auth';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from '../src/client/temporal-auth';
@@ -106,6 +107,26 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     return leases;
   };
   const closeLeases = () => leaseTables.forEach((leases) => leases.close());
+  // One warm compute process per compute worker, started now so its imports overlap the probes and the
+  // connection; until it is ready (and whenever it is down) the worker spawns its steps. The CPU worker's
+  // one step (curate) imports no torch: it starts in a fraction of a second and gets none.
+  const forkServers = new Map<string, ForkServer>();
+  if (options.forkServer) {
+    for (const plan of plans.filter((p) => !p.runsWorkflows)) {
+      forkServers.set(
+        plan.name,
+        new ForkServer({
+          python: env.python,
+          // The environment its steps get, less what each step sets (CUDA_VISIBLE_DEVICES of its leased GPUs).
+          env: { ...process.env, ...plan.workerEnv, CUDA_VISIBLE_DEVICES: plan.gpus.join(','), PYTHONUNBUFFERED: '1' },
+          logFile: path.join(env.logDir, `fork-server-${options.hostId}-${plan.name}.log`),
+          name: plan.name,
+          log,
+        }),
+      );
+    }
+  }
+  const stopForkServers = () => Promise.all([...forkServers.values()].map((server) => server.stop()));
 
   try {
     // Before taking any task: a previous worker that died may have left a step running on our GPUs.
@@ -173,6 +194,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
           hostQueue: hostQueue(options.hostId),
           heartbeatEveryMs: options.heartbeatEveryMs,
           killGraceMs: options.killGraceMs,
+          forkServer: forkServers.get(plan.name),
         });
         const worker = await Worker.create({
           ...common,
@@ -206,6 +228,8 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     runs.forEach((run) => run.catch(stopAll));
     const done = Promise.allSettled(runs).then(async (results) => {
       closeLeases();
+      // After the workers: their running steps were cancelled and their groups killed first.
+      await stopForkServers();
       await closeConnections();
       const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failed) throw failed.reason;
@@ -222,6 +246,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     };
   } catch (error) {
     closeLeases();
+    await stopForkServers();
     throw error;
   }
 }

@@ -53,6 +53,12 @@ export interface StartWorkersOptions {
   killGraceMs?: number;
   /** Run the `probe` step once per GPU worker (and once for the stand-ins) at start. @default true */
   probe?: boolean;
+  /**
+   * A warm compute process per GPU, stand-in and host worker (`python -m csr_compute.fork_server`: torch and
+   * the model classes imported once) that forks each step instead of a fresh `python` per step; steps are
+   * spawned while it is down or when it refuses one. @default true, unless CSR_FORK_SERVER=0
+   */
+  forkServer?: boolean;
   /** Where status lines go. @default console.log */
   log?: (line: string) => void;
 }
@@ -89,6 +95,7 @@ export interface CompiledWorkersOptions {
   heartbeatEveryMs: number;
   killGraceMs: number;
   probe: boolean;
+  forkServer: boolean;
   log: (line: string) => void;
 }
 
@@ -102,6 +109,15 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   if (!Number.isInteger(value) || value < min)
     throw new TypeError(`${name}: expected an integer >= ${min}, got ${value}`);
   return value;
+}
+
+/** `CSR_FORK_SERVER`: unset or 1 = on, 0 = off (every step spawned); anything else is refused. */
+function forkServerFromEnv(value: string | undefined): boolean {
+  if (value === undefined || value === '' || value === '1') return true;
+  if (value === '0') return false;
+  throw new TypeError(
+    `CSR_FORK_SERVER: expected 0 (spawn every step) or 1 (a warm fork server per worker), got ${value}`,
+  );
 }
 
 /** Fill defaults and reject bad combinations (a plain TypeError naming the option). */
@@ -160,6 +176,7 @@ export function compileWorkersOptions(options: StartWorkersOptions): CompiledWor
     heartbeatEveryMs: positiveInt('heartbeatEveryMs', options.heartbeatEveryMs, 10_000, 100),
     killGraceMs: positiveInt('killGraceMs', options.killGraceMs, 10_000, 0),
     probe: options.probe ?? true,
+    forkServer: options.forkServer ?? forkServerFromEnv(process.env.CSR_FORK_SERVER),
     log: options.log ?? ((line) => console.log(line)),
   };
 }
