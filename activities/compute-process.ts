@@ -96,14 +96,13 @@ async function spawnStep(options: ComputeProcessOptions): Promise<Launched> {
 }
 
 async function launchStep(options: ComputeProcessOptions): Promise<Launched> {
-  const forked = await options.forkServer?.launch({
-    step: options.step,
-    specFile: options.specFile,
-    logFile: options.logFile,
-    env: options.env,
-    cwd: options.cwd,
-  });
-  return forked ? { ...forked, via: 'fork-server' } : spawnStep(options);
+  const forked = await options.forkServer?.launch(
+    { step: options.step, specFile: options.specFile, logFile: options.logFile, env: options.env, cwd: options.cwd },
+    options.signal,
+  );
+  if (forked) return { ...forked, via: 'fork-server' };
+  options.signal?.throwIfAborted(); // cancelled while waiting for the server: start nothing
+  return spawnStep(options);
 }
 
 const STDERR_TAIL_BYTES = 4096;

@@ -10,9 +10,10 @@
  * identity (pid + start time, reported by the server before the child may run) guards every kill, and its
  * exit code maps to the same failures.
  *
- * When the server cannot serve a step (not started yet, restarting, refused: e.g. the step's environment
- * differs in a variable read at import time), `launch` answers `undefined` and the caller spawns the step
- * as before. It answers `undefined` only when the server certainly did not start the step: once a request
+ * A step that comes while the server still imports waits for it (up to `readyWaitMs`: a spawn would pay the
+ * same imports). When the server cannot serve a step (broken, restarting, stopped, or refused: e.g. the
+ * step's environment differs in a variable read at import time), `launch` answers `undefined` and the
+ * caller spawns the step as before. It answers `undefined` only when the server certainly did not start the step: once a request
  * may have reached a child, any failure is a retryable error instead, so a step is never run twice at once.
  *
  * Switch: `CSR_FORK_SERVER=0` in the worker's environment (or `forkServer: false` in `startWorkers`) turns
@@ -39,6 +40,12 @@ export interface ForkServerOptions {
   cwd?: string;
   /** Wait after the server died before starting it again. @default 1000 */
   restartDelayMs?: number;
+  /**
+   * How long a step waits for a server that is still importing (a spawn would pay the same imports, on a
+   * CPU that the server's imports share) before it is spawned. Not waited for after 3 starts in a row
+   * that never got ready. @default 30000
+   */
+  readyWaitMs?: number;
   /** Where status lines go. @default console.log */
   log?: (line: string) => void;
 }
@@ -80,6 +87,8 @@ export class ForkServer {
   readonly socketPath: string;
   private child: ChildProcess | undefined;
   private ready = false;
+  /** Starts in a row that ended before the server got ready: a broken server is not waited for. */
+  private failedStarts = 0;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private readyWaiters: (() => void)[] = [];
@@ -107,15 +116,18 @@ export class ForkServer {
     return this.child?.exitCode === null ? this.child.pid : undefined;
   }
 
-  /** Resolves true once the server is ready, false after `timeoutMs` or on `stop()`. */
-  whenReady(timeoutMs: number): Promise<boolean> {
+  /** Resolves true once the server is ready, false after `timeoutMs`, on `stop()` or when `signal` aborts. */
+  whenReady(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.isReady) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(this.isReady), timeoutMs);
-      this.readyWaiters.push(() => {
+      const done = () => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
         resolve(this.isReady);
-      });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      this.readyWaiters.push(done);
     });
   }
 
@@ -144,6 +156,7 @@ export class ForkServer {
       }
       if (said.ready !== undefined && child === this.child) {
         this.ready = true;
+        this.failedStarts = 0;
         this.log(`fork server ${this.options.name}: ready (pid ${said.ready}, imports took ${said.warm_s} s)`);
         this.readyWaiters.splice(0).forEach((wake) => wake());
       } else if (said.unusable) {
@@ -152,6 +165,7 @@ export class ForkServer {
     });
     child.once('exit', (code, signal) => {
       if (child !== this.child) return;
+      if (!this.ready) this.failedStarts += 1;
       this.ready = false;
       // Its children die with it (their parent watchdog), but the worker does not wait on that: each running
       // step is reported lost, so the activity kills its group now. A second lets an exit record already on
@@ -171,8 +185,11 @@ export class ForkServer {
    * Run a step as a forked child; `undefined` when the server did not start it (not ready, refused,
    * unreachable), so the caller spawns it instead. Rejects when the request may have reached a child.
    */
-  async launch(request: ForkRequest): Promise<ForkedStep | undefined> {
-    if (!this.isReady) return undefined;
+  async launch(request: ForkRequest, signal?: AbortSignal): Promise<ForkedStep | undefined> {
+    if (!this.isReady && !this.stopped && this.failedStarts < 3) {
+      await this.whenReady(this.options.readyWaitMs ?? 30_000, signal);
+    }
+    if (!this.isReady || signal?.aborted) return undefined;
     const socket = net.createConnection(this.socketPath);
     const connected = await new Promise<boolean>((resolve) => {
       socket.once('connect', () => resolve(true));

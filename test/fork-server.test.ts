@@ -120,6 +120,19 @@ test.serial('a step whose environment the server cannot honour is spawned instea
   await running;
 });
 
+test.serial('a step that comes while the server still imports waits for it and is forked', async (t) => {
+  const dir = tempDir('csr-fork-test-');
+  const starting = newServer(dir, 'starting');
+  try {
+    t.false(starting.isReady);
+    const { running, leader } = await startProbe(starting, 0.5, dir);
+    t.is<number | undefined, number | undefined>(procStat(leader).ppid, starting.pid);
+    await running;
+  } finally {
+    await starting.stop();
+  }
+});
+
 test.serial('without a ready server (stopped, or switched off) steps are spawned', async (t) => {
   const dir = tempDir('csr-fork-test-');
   const stopped = newServer(dir, 'stopped');
