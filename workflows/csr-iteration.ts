@@ -1,25 +1,16 @@
 /**
- * One CSR iteration: generate (sharded over the GPU workers) -> reward (sharded) -> curate -> DPO ->
- * merge -> evaluate (one activity per benchmark) -> gate. Iteration 0 only evaluates the base model.
+ * One CSR iteration: the phases of `iterationPhases` (src/shared/plan.ts: generate, sharded over the GPU
+ * workers -> reward, sharded -> curate -> DPO -> merge -> evaluate, one activity per benchmark), then the
+ * gate (did the objective improve). Iteration 0 only evaluates the base model.
  *
  * Deterministic and reference-only: every step is an activity that receives a spec of paths and
- * returns a small manifest summary; the plan (which spec each step gets) comes from pure functions in
- * src/shared/plan.ts, so that `csr resume --dry-run` can compute the same plan.
+ * returns a small manifest summary. The plan (the phases, their order, which spec each step gets and
+ * where it runs) is pure functions of the config, so `csr resume --dry-run` lists the same steps.
  */
 import { type ActivityInterfaceFor, condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrIterationInput, IterationStatus, IterationSummary, StepSummary } from '../src/shared/run-types';
-import {
-  curateStep,
-  dpoStep,
-  evaluateSteps,
-  generateSteps,
-  mergeStep,
-  mergedModel,
-  promptSampleFile,
-  rewardSteps,
-  type PlannedStep,
-} from '../src/shared/plan';
+import { iterationPhases, mergedModel, promptSampleFile, type PlannedStep } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { durationMs } from '../src/shared/duration';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
@@ -106,46 +97,34 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   const stats: Record<string, number> = {};
   let model = input.model;
   let dpoDir: string | undefined;
-  if (iteration > 0) {
-    await gate('sample prompts');
-    await light.samplePrompts({
-      source: paths.promptsFile,
-      target: promptSampleFile(paths, iteration),
-      limit: config.prompts.limit,
-      seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
-    });
-
-    await gate('generate');
-    const generated = generateSteps(config, paths, iteration, input.model);
-    await launch(generated, gpu);
-
-    await gate('reward');
-    const rewarded = rewardSteps(config, paths, iteration, generated);
-    await launch(rewarded, gpu);
-
-    await gate('curate');
-    const curated = curateStep(config, paths, iteration, rewarded);
-    const [curation] = await launch([curated], cpuCompute);
-    Object.assign(stats, prefixed('curate', curation?.stats ?? {}));
-
-    await gate('dpo');
-    const trained = dpoStep(config, paths, iteration, input.model, curated);
-    // A multi-GPU DPO runs on one host's queue, whose worker claims all the GPUs it needs at once.
-    const dpoGpus = config.workers.dpo_gpus;
-    const dpoActs = dpoGpus > 1 ? proxyActivities<WorkflowActivities>(computeActivityOptions(config, await gpu.hostTaskQueue())) : gpu;
-    const [training] = await launch([trained], dpoActs, mlflowEnv, dpoGpus > 1 ? dpoGpus : undefined);
-    dpoDir = trained.spec.out_dir;
-    Object.assign(stats, prefixed('dpo', training?.stats ?? {}));
-
-    await gate('merge');
-    const merged = mergeStep(paths, iteration, input.model, trained);
-    await launch([merged], gpu);
-    model = mergedModel(merged);
+  let curateDir: string | undefined;
+  let evaluations: PlannedStep[] = [];
+  for (const phase of iterationPhases(config, paths, iteration, input.model)) {
+    if (phase.name === 'generate') {
+      await gate('sample prompts');
+      await light.samplePrompts({
+        source: paths.promptsFile,
+        target: promptSampleFile(paths, iteration),
+        limit: config.prompts.limit,
+        seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
+      });
+    }
+    await gate(phase.name);
+    const [first] = phase.steps;
+    // A multi-GPU step runs on one host's queue, whose worker claims all the GPUs it needs at once.
+    const acts =
+      phase.runsOn === 'host'
+        ? proxyActivities<WorkflowActivities>(computeActivityOptions(config, await gpu.hostTaskQueue()))
+        : phase.runsOn === 'cpu'
+          ? cpuCompute
+          : gpu;
+    const results = await launch(phase.steps, acts, phase.name === 'dpo' ? mlflowEnv : undefined, phase.gpuCount);
+    if (phase.name === 'curate' || phase.name === 'dpo') Object.assign(stats, prefixed(phase.name, results[0]?.stats ?? {}));
+    if (phase.name === 'curate') curateDir = first?.spec.out_dir;
+    if (phase.name === 'dpo') dpoDir = first?.spec.out_dir;
+    if (phase.name === 'merge' && first) model = mergedModel(first);
+    if (phase.name === 'evaluate') evaluations = phase.steps;
   }
-
-  await gate('evaluate');
-  const evaluations = evaluateSteps(config, paths, iteration, model);
-  await launch(evaluations, gpu);
   const metrics = await light.readEvaluation({ outDirs: evaluations.map((e) => ({ benchmark: e.label, outDir: e.spec.out_dir })) });
 
   await gate('record');
@@ -164,7 +143,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
       iteration,
       metrics,
       stats,
-      curateDir: iteration > 0 ? curateStep(config, paths, iteration, []).spec.out_dir : undefined,
+      curateDir,
       dpoDir,
       evaluateDirs: evaluations.map((e) => e.spec.out_dir),
       artifactRoot: paths.artifactRoot,

@@ -154,22 +154,45 @@ export function evaluateSteps(config: CsrConfig, paths: RunPaths, iteration: num
   });
 }
 
-/** Every step of one iteration in order (iteration 0 only evaluates the base model). */
-export function iterationPlan(config: CsrConfig, paths: RunPaths, iteration: number, model: string): PlannedStep[] {
-  if (iteration === 0) return evaluateSteps(config, paths, 0, model);
+/** One phase of an iteration: steps that run side by side, after the phase before has finished. */
+export interface Phase {
+  /** What the pause gate and the iteration's status call it: the name of its steps. */
+  name: PlannedStep['step'];
+  steps: PlannedStep[];
+  /**
+   * Where its steps run: the shared GPU queue; the CPU worker (curate needs no GPU); or the queue of one
+   * host's multi-GPU worker, which claims `gpuCount` GPUs of that host at once (`workers.dpo_gpus` > 1).
+   */
+  runsOn: 'gpu' | 'cpu' | 'host';
+  gpuCount?: number;
+}
+
+/**
+ * The phases of one iteration in order: generate (sharded), reward (sharded), curate, DPO, merge,
+ * evaluate (one step per benchmark). Iteration 0 only evaluates the base model. The iteration workflow
+ * runs them; `csr resume --dry-run` lists their steps.
+ */
+export function iterationPhases(config: CsrConfig, paths: RunPaths, iteration: number, model: string): Phase[] {
+  if (iteration === 0) return [{ name: 'evaluate', steps: evaluateSteps(config, paths, 0, model), runsOn: 'gpu' }];
   const generated = generateSteps(config, paths, iteration, model);
   const rewarded = rewardSteps(config, paths, iteration, generated);
   const curated = curateStep(config, paths, iteration, rewarded);
   const trained = dpoStep(config, paths, iteration, model, curated);
   const merged = mergeStep(paths, iteration, model, trained);
+  const dpoGpus = config.workers.dpo_gpus;
   return [
-    ...generated,
-    ...rewarded,
-    curated,
-    trained,
-    merged,
-    ...evaluateSteps(config, paths, iteration, mergedModel(merged)),
+    { name: 'generate', steps: generated, runsOn: 'gpu' },
+    { name: 'reward', steps: rewarded, runsOn: 'gpu' },
+    { name: 'curate', steps: [curated], runsOn: 'cpu' },
+    { name: 'dpo', steps: [trained], ...(dpoGpus > 1 ? { runsOn: 'host', gpuCount: dpoGpus } : { runsOn: 'gpu' }) },
+    { name: 'merge', steps: [merged], runsOn: 'gpu' },
+    { name: 'evaluate', steps: evaluateSteps(config, paths, iteration, mergedModel(merged)), runsOn: 'gpu' },
   ];
+}
+
+/** Every step of one iteration in order: the steps of its phases. */
+export function iterationPlan(config: CsrConfig, paths: RunPaths, iteration: number, model: string): PlannedStep[] {
+  return iterationPhases(config, paths, iteration, model).flatMap((phase) => phase.steps);
 }
 
 /** The model an iteration starts from: the base for 0 and 1, else the previous iteration's merged model. */
