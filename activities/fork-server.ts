@@ -89,6 +89,8 @@ export class ForkServer {
   private ready = false;
   /** Starts in a row that ended before the server got ready: a broken server is not waited for. */
   private failedStarts = 0;
+  /** The server said it cannot fork safely here: it is not restarted. */
+  private unusable = false;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private readyWaiters: (() => void)[] = [];
@@ -160,6 +162,8 @@ export class ForkServer {
         this.log(`fork server ${this.options.name}: ready (pid ${said.ready}, imports took ${said.warm_s} s)`);
         this.readyWaiters.splice(0).forEach((wake) => wake());
       } else if (said.unusable) {
+        // It would be as unusable after a restart (e.g. an import initialised CUDA): this worker spawns.
+        this.unusable = true;
         this.log(`fork server ${this.options.name}: ${said.unusable}`);
       }
     });
@@ -171,8 +175,9 @@ export class ForkServer {
       // step is reported lost, so the activity kills its group now. A second lets an exit record already on
       // its way (a child that ended just before the server) win over that report.
       for (const lose of this.running) setTimeout(lose, 1000);
-      if (this.stopped) return;
-      const delay = this.options.restartDelayMs ?? 1000;
+      if (this.stopped || this.unusable) return;
+      // A server that keeps dying before it is ready is retried ever more slowly (at most once a minute).
+      const delay = Math.min((this.options.restartDelayMs ?? 1000) * 2 ** this.failedStarts, 60_000);
       this.log(
         `fork server ${this.options.name} (pid ${child.pid}) ended (${signal ?? `code ${code}`}); ` +
           `steps are spawned meanwhile, restarting in ${delay / 1000} s (log: ${this.options.logFile})`,
@@ -186,7 +191,7 @@ export class ForkServer {
    * unreachable), so the caller spawns it instead. Rejects when the request may have reached a child.
    */
   async launch(request: ForkRequest, signal?: AbortSignal): Promise<ForkedStep | undefined> {
-    if (!this.isReady && !this.stopped && this.failedStarts < 3) {
+    if (!this.isReady && !this.stopped && !this.unusable && this.failedStarts < 3) {
       await this.whenReady(this.options.readyWaitMs ?? 30_000, signal);
     }
     if (!this.isReady || signal?.aborted) return undefined;

@@ -84,6 +84,15 @@ def warm_up() -> float:
     return time.monotonic() - started
 
 
+def cuda_driver_loaded() -> bool:
+    """True when the CUDA driver library is mapped into this process (it is loaded when CUDA is initialised)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libcuda.so" in line for line in maps)
+    except OSError:
+        return False
+
+
 def env_mismatch(server_env: dict[str, str], step_env: dict[str, str]) -> list[str]:
     """Names of variables that differ between the server and a step and cannot be changed after the imports."""
     keys = set(server_env) | set(step_env)
@@ -349,11 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="path of the Unix socket to serve (in a private folder)")
     args = parser.parse_args(argv)
     env_before_imports = dict(os.environ)
+    # Should an import ask torch whether CUDA is there, NVML answers: the CUDA driver stays uninitialised here,
+    # so that each child initialises it for its own CUDA_VISIBLE_DEVICES (a driver initialised before fork
+    # cannot be used in the child).
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     warm_s = warm_up()
+    os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
     torch = sys.modules["torch"]
-    if torch.cuda.is_initialized() or threading.active_count() > 1:
+    why = None
+    if torch.cuda.is_initialized() or cuda_driver_loaded():
+        why = "the CUDA driver was initialised"
+    elif threading.active_count() > 1:
+        why = f"{threading.active_count()} threads run"
+    if why is not None:
         # A CUDA context or a second thread would be inherited half-alive by every child: refuse to serve.
-        why = "CUDA was initialised" if torch.cuda.is_initialized() else f"{threading.active_count()} threads run"
         print(json.dumps({"event": "fork-server", "unusable": f"{why} during the imports; steps run as plain spawns"}),
               flush=True)
         return 1
