@@ -18,13 +18,16 @@ shared machine do not change; wall-clock rates are recorded beside them. On a GP
   at a time; sentences/s.
 - ``resume_cost``: generate killed at 50 % of its prompts and restarted: finished prompts computed again
   (the project) vs a step without per-prompt resume, which redoes all of them (the baseline).
-- ``orchestration_overhead``: with ``--run ID``, a finished run's share of wall time outside compute
-  processes and its median step-to-step gap (``bench/orchestration-overhead.ts``), and the steps' process
+- ``orchestration_overhead``: with ``--run ID``, a finished run's share of wall time during which no compute
+  step ran (compute = the union of the compute-step activities' intervals, so steps side by side count once),
+  what filled it (``outside_compute_s``: seconds per light activity), its median step-to-step gap
+  (``bench/orchestration-overhead.ts``), and the steps' process
   start (``startup_s``) + model load (``load_s``) vs compute (``step_compute_s``), summed over the run from the
   manifests' ``timings``; skipped without it.
 - ``workers_scaling``: generate + reward of one toy iteration's prompts (configs/toy.yaml's ``prompts.limit``,
-  256; 16 with ``--quick``) as 1 shard on one worker process vs 2 shards on two at once, each a
-  ``python -m csr_compute`` step with one torch thread and the spec a toy run sends; wall seconds (a
+  256; 16 with ``--quick``) as 1 shard on one worker vs 2 shards on two at once, each step forked by its
+  worker's warm ``csr_compute.fork_server`` (as the workers launch steps; ``CSR_FORK_SERVER=0``: a
+  ``python -m csr_compute`` process per step) with one torch thread and the spec a toy run sends; wall seconds (a
   parallelism figure: the load average is in ``machine``), ratio = 1-worker / 2-worker wall. Per worker:
   ``waiting_s`` (its end -> the phase's last end), ``startup_load_s`` (the manifests' ``timings``), ``compute_s``
   and ``idle_s`` = waiting + start-up/load; ``same_trees``: the 2 shards' candidates equal the 1 shard's.
@@ -101,8 +104,18 @@ def _generate_record(name: str, model: str, prompts: list[dict], images_dir: str
 
 
 def _toy_world() -> Path | None:
-    root = Path(os.environ.get("CSR_HOME", ROOT / ".csr")) / "toyworld"
-    worlds = [d for d in root.glob("*") if (d / "lvlm" / "config.json").is_file() and (d / "prompts.json").is_file()]
+    """The default world (toyworld seed 0, what ``npm start`` builds) when it is built, else the newest one.
+
+    Other worlds (sweeps over world seeds) may be newer; the figures are comparable only on the same world.
+    """
+    from csr_compute.toyworld.build import world_dir
+
+    root = Path(os.environ.get("CSR_TOYWORLD_ROOT") or Path(os.environ.get("CSR_HOME") or ROOT / ".csr") / "toyworld")
+    built = lambda d: (d / "lvlm" / "config.json").is_file() and (d / "prompts.json").is_file()  # noqa: E731
+    default = world_dir(root, seed=0)
+    if built(default):
+        return default
+    worlds = [d for d in root.glob("*") if built(d)]
     return max(worlds, key=lambda d: d.stat().st_mtime) if worlds else None
 
 
@@ -204,29 +217,53 @@ def resume_cost(args: argparse.Namespace) -> dict[str, Any]:
             "note": f"the {params['prompts_in_flight']} prompts in flight at the kill lose their partial trees"}
 
 
-def _run_phase(steps: list[tuple[str, dict]], env: dict[str, str]) -> tuple[float, list[float]]:
-    """Start one ``python -m csr_compute STEP`` per worker at once, as the workers do; wait for all of them.
+def _run_phase(steps: list[tuple[str, dict]], env: dict[str, str],
+               servers: list[Any] | None = None) -> tuple[float, list[float]]:
+    """Start one step per worker at once, as the workers do; wait for all of them.
 
-    Returns the phase's wall seconds and each worker's own seconds (its process start to its exit).
+    With ``servers`` (one warm ``csr_compute.fork_server`` per worker, started with the worker, as
+    ``CSR_FORK_SERVER`` makes the workers do) each step is forked there; without, it is its own
+    ``python -m csr_compute`` process. Returns the phase's wall seconds and each worker's own seconds
+    (its step's launch to its end).
     """
+    import threading
+
     started = time.monotonic()
+    ends: list[float | None] = [None] * len(steps)
+    failures: list[str] = []
     processes = []
-    for step, spec in steps:
+    for i, (step, spec) in enumerate(steps):
         out = Path(spec["out_dir"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")  # where the activity writes it
-        with open(out / f"{step}.log", "w") as log_file:
-            processes.append(subprocess.Popen([sys.executable, "-m", "csr_compute", step, "--spec", str(out / "spec.json")],
-                                              stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-    ends: list[float | None] = [None] * len(processes)
-    while None in ends:  # poll, so that each worker's end is its own (a blocking wait would serialise them)
+        log = out / f"{step}.log"
+        if servers is None:
+            with open(log, "w") as log_file:
+                processes.append(subprocess.Popen([sys.executable, "-m", "csr_compute", step, "--spec", str(out / "spec.json")],
+                                                  stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+            continue
+
+        def through_server(i: int = i, step: str = step, out: Path = out, log: Path = log) -> None:
+            run = servers[i].run(step, str(out / "spec.json"), str(log), env=env)
+            ends[i] = time.monotonic() - started
+            if run.code != 0:
+                failures.append(f"{step} {run.refused or f'exited {run.code} {run.signal}'}; see {log}")
+
+        thread = threading.Thread(target=through_server)
+        thread.start()
+        processes.append(thread)
+    while None in ends and servers is None:  # poll, so that each worker's end is its own (a blocking wait would serialise them)
         for i, process in enumerate(processes):
             if ends[i] is None and process.poll() is not None:
                 ends[i] = time.monotonic() - started
         time.sleep(0.02)
     for (step, spec), process in zip(steps, processes):
-        if process.returncode != 0:
-            raise RuntimeError(f"{step} exited {process.returncode}; see {spec['out_dir']}/{step}.log")
+        if servers is not None:
+            process.join()
+        elif process.returncode != 0:
+            failures.append(f"{step} exited {process.returncode}; see {spec['out_dir']}/{step}.log")
+    if failures:
+        raise RuntimeError("; ".join(failures))
     return max(ends), ends  # type: ignore[type-var, return-value]
 
 
@@ -239,9 +276,12 @@ def workers_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Generate + reward of one iteration's prompts: 1 shard on one worker vs 2 shards on two workers at once.
 
     The specs are the ones ``src/shared/plan.ts`` builds for a toy run (configs/toy.yaml's sections whole,
-    CLIP for calibrated pruning); each step is its own ``python -m csr_compute`` process with one torch thread,
-    and reward starts when every generate shard has finished, as in ``workflows/csr-iteration.ts``.
+    CLIP for calibrated pruning); each step is forked by its worker's warm fork server (started before the
+    phases, as a worker starts its server; ``CSR_FORK_SERVER=0``: its own ``python -m csr_compute`` process), with
+    one torch thread, and reward starts when every generate shard has finished, as in ``workflows/csr-iteration.ts``.
     """
+    from csr_compute.fork_server import ForkServerProcess
+
     world = _toy_world()
     if world is None:
         return {"name": "workers_scaling", "skipped": "no toy world built (npx csr toyworld build)", "machine": machine()}
@@ -253,9 +293,13 @@ def workers_scaling(args: argparse.Namespace) -> dict[str, Any]:
     prompts_file = tmp / "prompts.json"  # the iteration's sample, as the sample-prompts activity writes it
     prompts_file.write_text(json.dumps(json.loads((world / "prompts.json").read_text())[:count]))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "compute"), "CSR_TORCH_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    forked = os.environ.get("CSR_FORK_SERVER", "1") != "0"
     load_before = round(os.getloadavg()[0], 2)
     runs: dict[str, Any] = {}
     for workers in (1, 2):
+        # The workers' warm processes start with the workers, before any step: not part of a phase.
+        servers = [ForkServerProcess(env=env, log_file=str(tmp / f"fork-server-{workers}-{i}.log"))
+                   for i in range(workers)] if forked else None
         root = tmp / f"workers-{workers}"
         generate = [("generate", {
             "out_dir": str(root / "generate" / f"shard-{i}"), "model": str(world / "lvlm"), "prompts_file": str(prompts_file),
@@ -266,7 +310,11 @@ def workers_scaling(args: argparse.Namespace) -> dict[str, Any]:
             "out_dir": str(root / "reward" / f"shard-{i}"), "trees": [str(Path(spec["out_dir"]) / "trees.jsonl")],
             "clip": str(world / "clip"), "images_dir": str(world / "images"), "params": config["reward"],
             "device": args.device}) for i, (_, spec) in enumerate(generate)]
-        phases = {name: _run_phase(steps, env) for name, steps in (("generate", generate), ("reward", reward))}
+        try:
+            phases = {name: _run_phase(steps, env, servers) for name, steps in (("generate", generate), ("reward", reward))}
+        finally:
+            for server in servers or []:
+                server.close()
         per_worker = []
         for i in range(workers):
             timings = [json.loads((Path(steps[i][1]["out_dir"]) / "manifest.json").read_text()).get("timings", {})
@@ -288,6 +336,7 @@ def workers_scaling(args: argparse.Namespace) -> dict[str, Any]:
     scored_two = _candidate_texts([Path(f) for f in runs["2"]["scored"]])
     settings = {"model": f"toy world {world.name}", "prompts": count, "generate": "configs/toy.yaml generate",
                 "reward": "configs/toy.yaml reward", "torch_threads_per_worker": 1, "device": args.device,
+                "launch": "fork server per worker" if forked else "spawn per step (CSR_FORK_SERVER=0)",
                 "outputs": str(tmp)}
     return {**record("workers_scaling", runs["1"]["wall_s"], runs["2"]["wall_s"], "seconds wall (1 worker, 2 workers)",
                      settings, higher_is_better=False),
@@ -308,8 +357,11 @@ def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
     out = subprocess.run(["npx", "tsx", str(ROOT / "bench" / "orchestration-overhead.ts"), args.run], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     median = float(re.search(r"median ([0-9.]+)s", out).group(1))
-    wall, compute = (float(x) for x in re.search(r"run wall time ([0-9.]+)s, compute \(sum of step wall times\) ([0-9.]+)s", out).groups())
+    wall, compute, summed = (float(x) for x in re.search(
+        r"run wall time ([0-9.]+)s, compute \(union of compute-step activities\) ([0-9.]+)s, sum of step wall times ([0-9.]+)s",
+        out).groups())
     share = round((wall - compute) / wall, 4)
+    outside = {name: float(v) for name, v in re.findall(r"(\w+) ([0-9.]+)s", out.split("outside compute: ", 1)[1].splitlines()[0])}
     # Each step's wall time split by its manifest's timings, summed over the run's steps.
     split = re.search(r"step time split: startup ([0-9.]+)s, load ([0-9.]+)s, compute ([0-9.]+)s over (\d+) steps "
                       r"\((\d+) without timings\)", out)
@@ -317,7 +369,8 @@ def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
         "startup_s": float(split.group(1)), "load_s": float(split.group(2)), "step_compute_s": float(split.group(3)),
         "steps_timed": int(split.group(4)), "steps_without_timings": int(split.group(5))}
     return {**record("orchestration_overhead", wall, compute, "seconds (run wall, compute)", {"run": args.run}),
-            "share": share, "median_gap_s": median, "ratio": None, **parts}
+            "share": share, "median_gap_s": median, "ratio": None, "step_wall_sum_s": summed,
+            "outside_compute_s": outside, **parts}
 
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
