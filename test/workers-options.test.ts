@@ -48,3 +48,19 @@ test('defaults are documented values', (t) => {
   t.is(options.namespace, 'default');
   t.deepEqual(options.connectionOptions, { address: env.temporalAddress });
 });
+
+test('the fork server is on unless CSR_FORK_SERVER=0 or forkServer: false; any other value is refused', (t) => {
+  const saved = process.env.CSR_FORK_SERVER;
+  try {
+    delete process.env.CSR_FORK_SERVER;
+    t.true(compileWorkersOptions({ kind: 'gpu', standIns: 1, env }).forkServer);
+    t.false(compileWorkersOptions({ kind: 'gpu', standIns: 1, env, forkServer: false }).forkServer);
+    process.env.CSR_FORK_SERVER = '0';
+    t.false(compileWorkersOptions({ kind: 'gpu', standIns: 1, env }).forkServer);
+    process.env.CSR_FORK_SERVER = 'yes';
+    t.throws(() => compileWorkersOptions({ kind: 'gpu', standIns: 1, env }), { message: /CSR_FORK_SERVER: expected 0/ });
+  } finally {
+    if (saved === undefined) delete process.env.CSR_FORK_SERVER;
+    else process.env.CSR_FORK_SERVER = saved;
+  }
+});
