@@ -3,7 +3,6 @@
  * (building nothing themselves: the toy world build is a compute step on a GPU worker), the prompt
  * sample of an iteration, and the evaluation metrics of finished benchmarks.
  */
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,9 +19,14 @@ import type { ComputeStepInput } from './types';
 /** What `prepareRun` decides: the toy world build to run first (if the config uses the world). */
 export interface PreparedRun {
   artifactRoot: string;
+  /** The world's folder, as an earlier version decided it (by asking Python); a recorded history may hold one. */
   toyworldDir?: string;
+  /** The `toyworld-build` step: finds the world in the cache (or builds it) and links it from its step folder. */
   toyworldBuild?: ComputeStepInput;
 }
+
+/** The world of a finished `toyworld-build` step, under its step folder (a link to the cached world). */
+export const builtWorld = (buildDir: string) => path.join(buildDir, 'world');
 
 function usesToyworld(config: CsrConfig): boolean {
   return config.model.source === 'toyworld' || config.clip.source === 'toyworld' || config.prompts.source === 'toyworld';
@@ -66,6 +70,19 @@ export function seededSample<T>(items: readonly T[], limit: number, seed: number
   return limit > 0 ? copy.slice(0, limit) : copy;
 }
 
+/** The world a finished build step links to; a link that leads nowhere fails for good, naming it. */
+function realWorld(buildDir: string): string {
+  const link = builtWorld(buildDir);
+  try {
+    return fs.realpathSync(link);
+  } catch {
+    throw ApplicationFailure.nonRetryable(
+      `${link}: expected a link to a built toy world (written by the toyworld-build step), found none`,
+      'ConfigError',
+    );
+  }
+}
+
 export function createRunSetupActivities(env: CsrEnv) {
   const toyworldRoot = env.toyworldRoot;
 
@@ -82,28 +99,31 @@ export function createRunSetupActivities(env: CsrEnv) {
         JSON.stringify({ runKey: input.runKey, configHash: input.configHash, config: input.config }, null, 2),
       );
       if (!usesToyworld(input.config)) return { artifactRoot };
-      const seed = input.config.toyworld.seed;
-      const toyworldDir = execFileSync(
-        env.python,
-        ['-c', 'import sys; from csr_compute.toyworld.build import world_dir; print(world_dir(sys.argv[1], seed=int(sys.argv[2])))', toyworldRoot, String(seed)],
-        { encoding: 'utf8' },
-      ).trim();
       return {
         artifactRoot,
-        toyworldDir,
-        // The world lands in <toyworld root>/<hash>/; out_dir only keeps this build's spec and logs.
+        // An ordinary step: the world lands in <toyworld root>/<hash>/ (shared by every run), the step folder
+        // of this run links to it; a resumed run reuses the step while the world it links to is intact.
         toyworldBuild: {
           step: 'toyworld-build',
           label: 'toy world',
-          spec: { out_dir: path.join(toyworldRoot, '.builds', path.basename(toyworldDir)), out_root: toyworldRoot, seed },
+          spec: { out_dir: path.join(artifactRoot, 'toyworld'), out_root: toyworldRoot, seed: input.config.toyworld.seed },
         },
       };
     },
 
     /** Resolve and check every input path of the run; a missing one fails for good, naming the field. */
-    async resolveRunPaths(input: { config: CsrConfig; runKey: string; toyworldDir?: string; iteration0Key?: string }): Promise<RunPaths> {
+    async resolveRunPaths(input: {
+      config: CsrConfig;
+      runKey: string;
+      /** Out folder of the run's finished `toyworld-build` step. */
+      toyworldBuildDir?: string;
+      /** The world's folder itself (from a {@link PreparedRun} of an earlier version). */
+      toyworldDir?: string;
+      iteration0Key?: string;
+    }): Promise<RunPaths> {
       const { config } = input;
-      const world = input.toyworldDir;
+      // The link resolved: the paths of the run name the cached world, whatever the step folder becomes.
+      const world = input.toyworldDir ?? (input.toyworldBuildDir ? realWorld(input.toyworldBuildDir) : undefined);
       const fromWorld = (relative: string, field: string) => {
         if (!world) throw badInput(field, 'toyworld', 'a built toy world');
         return path.join(world, relative);

@@ -92,11 +92,12 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
 
   const prepare = async () => {
     const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
-    if (prepared.toyworldBuild) await gpu.runComputeStep({ ...prepared.toyworldBuild, expectManifest: false });
+    const built = prepared.toyworldBuild ? await gpu.runComputeStep(prepared.toyworldBuild) : undefined;
     state.paths = await light.resolveRunPaths({
       config: state.config,
       runKey: state.runKey,
       toyworldDir: prepared.toyworldDir,
+      toyworldBuildDir: built?.outDir,
       iteration0Key: state.iteration0Key,
     });
     state.tracking = await light.trackRunStart({

@@ -151,8 +151,8 @@ async function computeBaselines(baselines: SweepBaseline[], light: WorkflowActiv
     const { config, key, configHash } = baseline;
     const gpu = proxyActivities<WorkflowActivities>(computeActivityOptions(config, GPU_QUEUE));
     const prepared = await light.prepareRun({ config, runKey: key, configHash });
-    if (prepared.toyworldBuild) await gpu.runComputeStep({ ...prepared.toyworldBuild, expectManifest: false });
-    const paths = await light.resolveRunPaths({ config, runKey: key, toyworldDir: prepared.toyworldDir });
+    const built = prepared.toyworldBuild ? await gpu.runComputeStep(prepared.toyworldBuild) : undefined;
+    const paths = await light.resolveRunPaths({ config, runKey: key, toyworldDir: prepared.toyworldDir, toyworldBuildDir: built?.outDir });
     for (const step of evaluateSteps(config, paths, 0, paths.baseModel)) launches.push({ baseline, step });
   }
   await Promise.all(

@@ -80,6 +80,21 @@ def test_second_build_is_a_noop_that_re_emits_the_manifest(world):
     assert before == {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+def test_launched_with_an_out_dir_the_step_folder_links_the_world_and_has_its_own_manifest(world, tmp_path):
+    out = tmp_path / "run" / "toyworld"
+    spec = {"out_dir": str(out), "out_root": str(world["root"]), "seed": 0, **TINY}
+    out.mkdir(parents=True)
+    (out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")  # as the activity writes it
+    with redirect_stdout(io.StringIO()):
+        manifest = run(spec)
+    assert (out / "world").resolve() == world["folder"].resolve()
+    assert manifest == json.loads((out / "manifest.json").read_text())
+    assert list(manifest["files"]) == ["world/manifest.json"]
+    assert manifest["files"]["world/manifest.json"]["sha256"] == sha256_file(world["folder"] / "manifest.json")
+    assert manifest["spec_file_sha256"] == sha256_file(out / "spec.json"), "the activity's reuse check needs it"
+    assert manifest["stats"]["built"] == 0 and manifest["items_computed"] == 0
+
+
 def test_world_dir_is_keyed_by_seed_and_every_parameter(tmp_path):
     base = world_dir(tmp_path, seed=0)
     assert base == world_dir(tmp_path)
@@ -95,6 +110,7 @@ def test_world_dir_is_keyed_by_seed_and_every_parameter(tmp_path):
     ({"out_root": "x", "caption_noise": 1.5}, "caption_noise", "a probability"),
     ({"out_root": "x", "seed": "zero"}, "seed", "an integer"),
     ({"out_root": "x", "patch_size": 12}, "patch_size", "8, 16 or 32"),
+    ({"out_root": "x", "out_dir": "relative"}, "out_dir", "an absolute path"),
 ])
 def test_bad_spec_names_the_field_value_and_expectation(spec, field, expected):
     with pytest.raises(SpecError) as error:

@@ -7,6 +7,12 @@ never sees half a world.
 
 Stages, each reporting progress: scenes, tokenizer, clip (training steps), lvlm (training steps),
 benchmarks, measure. The last line on stdout is ``{"event": "toyworld", "path": "<folder>"}``.
+
+Launched by the activity like any other step (spec with ``out_dir``), the step folder gets a ``world``
+link to the world's folder and a manifest of its own that lists ``world/manifest.json``: the activity
+reuses the step, without starting Python, while that world is intact, and the run reads the world's
+folder through the link. Without ``out_dir`` (``csr toyworld build``, tests) the world's own manifest
+is the step's.
 """
 
 from __future__ import annotations
@@ -46,6 +52,34 @@ def ensure_built(out_root: str | os.PathLike[str], seed: int = 0, **overrides: A
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     out_root = Path(require(spec, "out_root", str, "the toy-world cache folder, e.g. <CSR_HOME>/toyworld"))
     cfg = WorldConfig.from_spec(spec)
+    out_dir = spec.get("out_dir")
+    if out_dir is not None and not (isinstance(out_dir, str) and os.path.isabs(out_dir)):
+        raise SpecError("out_dir", out_dir, "an absolute path (the step folder that links to the world)")
+    folder = out_root / cfg.world_hash()
+    # Whether this run builds it: told before, since a concurrent build may finish first and then it is reused.
+    building = not (folder / "manifest.json").is_file()
+    world = _find_or_build(out_root, cfg)
+    return world if out_dir is None else _link(Path(out_dir), spec, folder, world, building)
+
+
+WORLD_LINK = "world"
+
+
+def _link(out: Path, spec: dict[str, Any], folder: Path, world: dict[str, Any], built: bool) -> dict[str, Any]:
+    """The step folder's record of the world: a ``world`` link to it and a manifest listing its manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    temporary = out / f".{WORLD_LINK}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(folder, target_is_directory=True)
+    temporary.replace(out / WORLD_LINK)
+    return write_manifest(out, step=STEP, spec=spec, files=[f"{WORLD_LINK}/manifest.json"],
+                          items_total=world["items_total"], items_reused=0 if built else world["items_total"],
+                          items_computed=world["items_total"] if built else 0,
+                          stats={"built": int(built), "world_version": WORLD_VERSION})
+
+
+def _find_or_build(out_root: Path, cfg: WorldConfig) -> dict[str, Any]:
+    """The manifest of the world of ``cfg`` in ``out_root``, built first unless it is there."""
     folder = out_root / cfg.world_hash()
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file():
