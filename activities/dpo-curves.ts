@@ -1,8 +1,9 @@
 /**
  * The DPO step's training curves as MLflow points, read from its `metrics.jsonl`: one record per
- * logged optimizer step, each with `time_ms`, the timestamp the step's live MLflow logging used too.
- * Delivered through the spooling tracker after the step, they reach MLflow even when the live logging
- * met an outage, and a point it did deliver is the same point again, which MLflow stores once.
+ * logged optimizer step, each with `time_ms`, fixed when the step wrote it. The step never talks to
+ * MLflow; the tracker delivers these points through its spool after the step, and a delivery that is
+ * repeated (a retried activity, a partial batch before an outage) sends the same points again, which
+ * MLflow stores once.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -181,12 +181,12 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       return refs;
     },
 
-    /** Find or create the iteration's child run (its id goes to the DPO step as MLFLOW_RUN_ID). */
+    /** Find or create the iteration's child run (trackIterationEnd writes to it). */
     async trackIterationStart(input: { tracking: TrackingRefs; runKey: string; iteration: number; workflowId: string }): Promise<IterationTracking> {
       const spec = iterationSpec(input.tracking, input.iteration);
       spec.tags = { ...spec.tags, 'csr.workflow_id': input.workflowId };
       const runId = await resilient.ensureRun(spec);
-      return { key: spec.idempotencyKey, runId, trackingUri: env.mlflowUri };
+      return { key: spec.idempotencyKey, runId };
     },
 
     /**
@@ -202,7 +202,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       metrics: Record<string, number>;
       stats: Record<string, number>;
       curateDir?: string;
-      /** The iteration's DPO folder: its curves (metrics.jsonl) are delivered here, whatever the live logging managed. */
+      /** The iteration's DPO folder: its curves (metrics.jsonl) are delivered here; the step itself never talks to MLflow. */
       dpoDir?: string;
       evaluateDirs: string[];
       artifactRoot: string;

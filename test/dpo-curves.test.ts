@@ -1,7 +1,7 @@
 /**
- * DPO curves reach MLflow exactly once: the step logs them live (which an outage interrupts) and the
- * workflow delivers its metrics.jsonl afterwards through the spooling tracker, with the same
- * timestamps, so the points already there are not doubled and the lost ones arrive.
+ * DPO curves reach MLflow exactly once: the step writes them to metrics.jsonl (it never talks to
+ * MLflow) and the workflow's tracker delivers that file through its spool, with the timestamps the step
+ * fixed, so points a cut-off earlier delivery got through are not doubled and the rest arrive.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +21,7 @@ test.after.always(async (t) => {
   await t.context.mlflow?.close();
 });
 
-test('curves logged live up to an outage, then delivered from metrics.jsonl: every step once', async (t) => {
+test('curves delivered in part before an outage, then again from metrics.jsonl: every step once', async (t) => {
   const dir = tempDir();
   // What the DPO step writes: one record per logged step, the last one torn by a kill, one from an older version.
   const records = Array.from({ length: 6 }, (_, i) => ({
@@ -41,7 +41,7 @@ test('curves logged live up to an outage, then delivered from metrics.jsonl: eve
   const client = t.context.mlflow.client();
   const experimentId = await client.createExperiment('dpo-curves');
   const runId = (await client.createRun({ experimentId, name: 'iteration 1' })).info.runId;
-  // The live logging got the first three steps through before MLflow went away.
+  // An earlier delivery (a retried activity's first attempt) got the first three steps through before MLflow went away.
   await client.logWireBatch(runId, {
     metrics: points.filter((p) => p.step <= 3),
     params: [],

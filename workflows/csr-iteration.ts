@@ -45,7 +45,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   };
 
   /** Launch planned steps in parallel on one queue and record their summaries. */
-  const launch = async (planned: PlannedStep[], acts: Activities, env?: Record<string, string>, gpuCount?: number) => {
+  const launch = async (planned: PlannedStep[], acts: Activities, gpuCount?: number) => {
     const entries = planned.map((p) => {
       const summary: StepSummary = { step: p.step, label: p.label, state: 'running', startedAt: new Date().toISOString() };
       steps.push(summary);
@@ -60,7 +60,6 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
               step: p.step,
               spec: p.spec,
               label: p.label,
-              env,
               heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
               ...stallTimeout(config),
               ...(gpuCount ? { gpuCount } : {}),
@@ -87,12 +86,8 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   const tracking = input.tracking
     ? await light.trackIterationStart({ tracking: input.tracking, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId })
     : undefined;
-  // The DPO step logs its curves live to the iteration's run (official MLflow client); trackIterationEnd
-  // delivers them again from its metrics.jsonl through the spool: the same points, so MLflow keeps each once.
-  const mlflowEnv =
-    tracking?.runId && tracking.trackingUri
-      ? { MLFLOW_RUN_ID: tracking.runId, MLFLOW_TRACKING_URI: tracking.trackingUri }
-      : undefined;
+  // No compute step talks to MLflow: the DPO step writes its curves to metrics.jsonl, which
+  // trackIterationEnd delivers through the spooling tracker (one writer, one outage policy).
 
   const stats: Record<string, number> = {};
   let model = input.model;
@@ -118,7 +113,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
         : phase.runsOn === 'cpu'
           ? cpuCompute
           : gpu;
-    const results = await launch(phase.steps, acts, phase.name === 'dpo' ? mlflowEnv : undefined, phase.gpuCount);
+    const results = await launch(phase.steps, acts, phase.gpuCount);
     if (phase.name === 'curate' || phase.name === 'dpo') Object.assign(stats, prefixed(phase.name, results[0]?.stats ?? {}));
     if (phase.name === 'curate') curateDir = first?.spec.out_dir;
     if (phase.name === 'dpo') dpoDir = first?.spec.out_dir;

@@ -52,10 +52,8 @@ export interface SweepRef {
 /** The MLflow run of one iteration. */
 export interface IterationTracking {
   key: string;
-  /** Undefined while MLflow is unreachable: the compute steps then log nothing themselves. */
+  /** Undefined while MLflow is unreachable: the iteration's writes then name the run by its key (spooled). */
   runId?: string;
-  /** Where that run lives, for compute steps that log to it with the official client. */
-  trackingUri?: string;
 }
 
 /** One step of one iteration, as status shows it. */

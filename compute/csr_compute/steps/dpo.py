@@ -189,7 +189,7 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     from trl import DPOConfig
 
     from ..models import load_lvlm, set_threads_from_env
-    from ..training.callbacks import MetricsFileCallback, MlflowCallback, ProgressCallback, truncate_metrics
+    from ..training.callbacks import MetricsFileCallback, ProgressCallback, truncate_metrics
     from ..training.checkpoints import last_complete_checkpoint
     from ..training.data import to_dataset, to_trl_records
     from .common import guard_resume
@@ -246,12 +246,11 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
     train_set = to_dataset(records)
     eval_set = to_dataset(records[:params.eval_pairs]) if params.eval_pairs else None
     metrics_path = out / "metrics.jsonl"
-    mlflow_cb = MlflowCallback()
     progress_cb = ProgressCallback(STEP)
     trainer = _trainer_class(params.projector_learning_rate)(
         model=model, args=args, train_dataset=train_set, processing_class=processor, peft_config=peft_config,
-        # The MLflow curves are mirrored from metrics.jsonl's records, with their timestamps (see MetricsFileCallback).
-        callbacks=[progress_cb, MetricsFileCallback(metrics_path, mirror=mlflow_cb)],
+        # The curves go to metrics.jsonl only; the workflow's tracker delivers them to MLflow (MetricsFileCallback).
+        callbacks=[progress_cb, MetricsFileCallback(metrics_path)],
     )
     # The Trainer's own printer writes Python dicts to stdout, which is reserved for JSON events.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback as TqdmCallback
@@ -298,7 +297,6 @@ def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
         for key, value in values.items():
             stats[f"{name}_{key}"] = value
     atomic_write_json(out / "stats.json", stats)
-    mlflow_cb.log_metrics({k: v for k, v in stats.items() if k.startswith("eval_")}, trainer.state.global_step)
     files = ["stats.json", "metrics.jsonl"] + sorted(
         str(p.relative_to(out)) for p in (out / "adapter").rglob("*") if p.is_file())
     return write_manifest(out, step=STEP, spec=raw_spec, files=files, items_total=trainer.state.global_step,

@@ -1,1 +1,1 @@
-"""DPO training helpers: the preference data set, trainer callbacks, MLflow logging."""
+"""DPO training helpers: the preference data set, trainer callbacks (progress, metrics.jsonl), checkpoints."""
