@@ -28,8 +28,11 @@ export interface PreparedRun {
 /** The world of a finished `toyworld-build` step, under its step folder (a link to the cached world). */
 export const builtWorld = (buildDir: string) => path.join(buildDir, 'world');
 
+/** True when the run reads the toy world: as a source, or for a toy benchmark's data (its folder in the world). */
 function usesToyworld(config: CsrConfig): boolean {
-  return config.model.source === 'toyworld' || config.clip.source === 'toyworld' || config.prompts.source === 'toyworld';
+  const toyBenchmark = config.evaluate.benchmarks.some((b) => b.name.startsWith('toy_') && !b.data_dir);
+  const sources = [config.model.source, config.clip.source, config.prompts.source];
+  return sources.includes('toyworld') || toyBenchmark;
 }
 
 /** A refused input: never retried, names the config field and the value. */

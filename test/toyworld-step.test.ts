@@ -12,6 +12,8 @@ import { type ComputeStepInput, type StepResult, createRunComputeStep } from '..
 import { createRunSetupActivities } from '../activities/run-setup';
 import { parseConfig } from '../src/config';
 import { csrEnv } from '../src/env';
+import { evaluateSteps } from '../src/shared/plan';
+import { toyDataDir } from '../app/cli/score-command';
 import { tempDir, venvPython } from './helpers/temporal-harness';
 
 const TINY = { n_sft_scenes: 160, n_prompt_scenes: 24, n_heldout_scenes: 20, lvlm_steps: 4, lvlm_batch: 8, clip_steps: 4, clip_batch: 16 };
@@ -86,4 +88,32 @@ test('a build step folder without a world link fails for good, naming the link',
   const config = parseConfig({ name: 'toy', iterations: 1, model: { source: 'toyworld' }, clip: { source: 'toyworld' } });
   const error = await t.throwsAsync(setup.resolveRunPaths({ config, runKey: 'r', toyworldBuildDir: home }));
   t.regex(error?.message ?? '', /world: expected a link to a built toy world/);
+});
+
+test('a toy benchmark without data_dir makes the run prepare the toy world, whose folder the evaluate spec names', async (t) => {
+  const home = tempDir('csr-toyworld-step-');
+  const setup = createRunSetupActivities({ ...csrEnv(), python: NO_PYTHON, artifactsDir: home, toyworldRoot: path.join(home, 'tw') });
+  const sources = {
+    model: { source: 'path', path: '/m' },
+    clip: { source: 'path', path: '/c' },
+    prompts: { source: 'file', file: '/p.json', images_dir: '/i' },
+  };
+  const withToy = parseConfig({ name: 'x', iterations: 1, ...sources, evaluate: { benchmarks: [{ name: 'toy_pope_dev' }] } });
+  t.is((await setup.prepareRun({ config: withToy, runKey: 'a', configHash: 'h' })).toyworldBuild?.step, 'toyworld-build');
+  const named = parseConfig({ name: 'x', iterations: 1, ...sources, evaluate: { benchmarks: [{ name: 'toy_pope', data_dir: '/d' }] } });
+  t.is((await setup.prepareRun({ config: named, runKey: 'b', configHash: 'h' })).toyworldBuild, undefined);
+  const paths = { artifactRoot: home, baseModel: '/m', clip: '/c', promptsFile: '/p.json', imagesDir: '/i', toyworldDir: '/w' };
+  const [step] = evaluateSteps(withToy, paths, 0, '/m');
+  t.is((step?.spec.benchmark as { data_dir?: string }).data_dir, '/w/benchmarks/pope_dev');
+});
+
+test('csr score finds a toy benchmark in the one built world under the toy world root (env.ts owns it)', (t) => {
+  const root = tempDir('csr-toyworld-root-');
+  t.is(toyDataDir('toy_chair_dev', root), undefined, 'no world: the scorer asks for --data');
+  fs.mkdirSync(path.join(root, 'abc123', 'benchmarks', 'chair_dev'), { recursive: true });
+  fs.mkdirSync(path.join(root, '.abc123.building-1', 'benchmarks', 'chair_dev'), { recursive: true });
+  t.is(toyDataDir('toy_chair_dev', root), path.join(root, 'abc123', 'benchmarks', 'chair_dev'));
+  t.is(toyDataDir('pope', root), undefined, 'a real benchmark never defaults');
+  fs.mkdirSync(path.join(root, 'def456', 'benchmarks', 'chair_dev'), { recursive: true });
+  t.is(toyDataDir('toy_chair_dev', root), undefined, 'two worlds: ambiguous, the scorer asks for --data');
 });

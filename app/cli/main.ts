@@ -187,7 +187,7 @@ export function buildProgram(): Command {
   program
     .command('score <benchmark>')
     .description('score an answer file with the benchmark\'s official metric')
-    .option('--data <path>', "folder of the benchmark's official release, or one POPE split file / MMBench TSV (toy benchmarks: the toy world's by default)")
+    .option('--data <path>', "folder of the benchmark's official release, or one POPE split file / MMBench TSV (toy benchmarks: the built toy world's by default)")
     .requiredOption('--answers <file>', 'JSONL of {"question_id", "text"}: this project\'s or LLaVA\'s eval scripts\'')
     .option('--split <name>', 'only this split, where the benchmark has splits')
     .option('--limit <n>', 'only the first N questions (0 = all)', integer('--limit'), 0)

@@ -1,4 +1,7 @@
 /** `csr score BENCHMARK --data PATH --answers FILE [...]`: the official metric of one answer file. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { csrEnv } from '../../src/env';
 import { runPython } from './python-step';
 
 /** What `csr score` takes; each maps to the flag of the same name of `python -m csr_compute.evaluation.score`. */
@@ -37,6 +40,21 @@ export function scoreArgs(benchmark: string, options: ScoreOptions): string[] {
   return args;
 }
 
+/**
+ * The data folder of a toy benchmark (`toy_pope_dev` -> `benchmarks/pope_dev`) in the one built world
+ * under `toyworldRoot`; undefined when there is none or several (the scorer then asks for --data).
+ */
+export function toyDataDir(benchmark: string, toyworldRoot: string): string | undefined {
+  const toy = /^toy_(.+)$/.exec(benchmark);
+  if (!toy) return undefined;
+  const worlds = fs.existsSync(toyworldRoot) ? fs.readdirSync(toyworldRoot).filter((name) => !name.startsWith('.')) : [];
+  const found = worlds
+    .map((world) => path.join(toyworldRoot, world, 'benchmarks', toy[1] as string))
+    .filter((dir) => fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory());
+  return found.length === 1 ? found[0] : undefined;
+}
+
 export function scoreCommand(benchmark: string, options: ScoreOptions): Promise<number> {
-  return runPython(scoreArgs(benchmark, options));
+  const data = options.data ?? toyDataDir(benchmark, csrEnv().toyworldRoot);
+  return runPython(scoreArgs(benchmark, { ...options, ...(data ? { data } : {}) }));
 }

@@ -1,4 +1,4 @@
-"""The benchmark registry, the stand-alone score command and the toy world's default folders."""
+"""The benchmark registry and the stand-alone score command."""
 
 import json
 import subprocess
@@ -49,21 +49,14 @@ def test_limit_keeps_groups_whole():
     assert apply_limit(items, 0) == items
 
 
-def test_toy_benchmarks_default_to_the_toy_world(tmp_path, monkeypatch):
+def test_a_toy_benchmark_without_data_dir_is_refused_naming_the_field(monkeypatch, tmp_path):
+    # A world in the place the package once guessed from the environment: it derives no paths any more.
     world = tmp_path / "toyworld" / "abc123" / "benchmarks" / "chair"
     world.mkdir(parents=True)
-    for name in ("instances.json", "synonyms.txt", "questions.jsonl"):
-        (world / name).write_text((FIXTURES / "toy_chair" / name).read_text())
-    monkeypatch.delenv("CSR_TOYWORLD_ROOT", raising=False)
-    monkeypatch.setenv("CSR_HOME", str(tmp_path))
-    assert load_dataset(get_benchmark("toy_chair"), None).source == world / "questions.jsonl"
-    monkeypatch.setenv("CSR_TOYWORLD_ROOT", str(tmp_path / "elsewhere"))
-    with pytest.raises(DataError, match=r"no toy world with benchmarks/chair under .*elsewhere"):
-        load_dataset(get_benchmark("toy_chair"), None)
     monkeypatch.setenv("CSR_TOYWORLD_ROOT", str(tmp_path / "toyworld"))
-    (tmp_path / "toyworld" / "def456" / "benchmarks" / "chair").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"several toy worlds have benchmarks/chair"):
+    with pytest.raises(SpecError) as error:
         load_dataset(get_benchmark("toy_chair"), None)
+    assert error.value.field_path == "benchmark.data_dir"
 
 
 def run_score(*args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from csr_compute.evaluation.benchmarks._toyworld import toyworld_root
+
+def toyworld_root() -> Path:
+    """Where test-all.js (CSR_TOYWORLD_ROOT) or `csr toyworld build` (<CSR_HOME>/toyworld) put the world."""
+    if os.environ.get("CSR_TOYWORLD_ROOT"):
+        return Path(os.environ["CSR_TOYWORLD_ROOT"])
+    return Path(os.environ.get("CSR_HOME") or Path(__file__).resolve().parents[2] / ".csr") / "toyworld"
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,6 @@ class Benchmark:
     needs_judge: bool = False  # scored by an LLM judge only: skipped (never zero) without one
     judge_optional: bool = False  # a judge helps where rules fail (MMBench letter matching)
     options: Mapping[str, str] = field(default_factory=dict)  # extra spec fields -> help text
-    default_data_dir: Callable[[], Path] | None = None
 
     def prompt(self, item: Item) -> str:
         return self.prompt_template.format(**item.fields)
@@ -149,10 +148,9 @@ def load_dataset(benchmark: Benchmark, data_dir: Path | None, *, split: str | No
     options = dict(options or {})
     check_options(benchmark, options)
     if data_dir is None:
-        if benchmark.default_data_dir is None:
-            raise SpecError("benchmark.data_dir", None, f"the folder of the {benchmark.title} release "
-                            f"(see docs/benchmarks.md#{benchmark.name})")
-        data_dir = benchmark.default_data_dir()
+        # Toy benchmarks too: the workflow passes the run's world's folder (paths are derived in TypeScript only).
+        raise SpecError("benchmark.data_dir", None, f"the folder of the {benchmark.title} release "
+                        f"(see docs/benchmarks.md#{benchmark.name})")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{benchmark.name}: data folder {str(data_dir)!r} does not exist "

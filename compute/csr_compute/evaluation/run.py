@@ -37,8 +37,8 @@ BENCHMARK_FIELDS = ("name", "data_dir", "split", "limit", "image_dir")
 @dataclass
 class BenchmarkChoice:
     name: str = field(metadata={"help": "registry name of the benchmark (e.g. pope, toy_chair)"})
-    data_dir: Path | None = field(default=None, metadata={"help": "folder of the official release; toy benchmarks "
-                                                                  "default to the toy world's"})
+    data_dir: Path | None = field(default=None, metadata={"help": "folder of the official release (toy benchmarks: "
+                                                                  "the run's toy world's benchmarks/<name>); required"})
     split: str | None = field(default=None, metadata={"help": "one split where the benchmark has several "
                                                                "(default: the benchmark's own)"})
     limit: int = field(default=0, metadata={"help": "first N questions only, groups kept whole (0 = all)"})
@@ -192,7 +192,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     benchmark = get_benchmark(config.benchmark.name)
     choice = config.benchmark
     dataset = load_dataset(benchmark, choice.data_dir, split=choice.split, limit=choice.limit, options=choice.options)
-    data_dir = choice.data_dir or benchmark.default_data_dir()
+    data_dir = Path(choice.data_dir)  # load_dataset refused a spec without one
     # Only a benchmark that asks the judge needs it to be valid (its key variable set, ...).
     uses_judge = config.judge is not None and (benchmark.needs_judge or benchmark.judge_optional)
     judge = Judge.from_spec(config.judge) if uses_judge else None

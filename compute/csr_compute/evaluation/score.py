@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m csr_compute.evaluation.score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", help=f"one of: {', '.join(names())}")
-    parser.add_argument("--data", help="folder of the benchmark's official release (toy benchmarks: optional)")
+    parser.add_argument("--data", help="folder of the benchmark's official release (toy benchmarks: a built world's "
+                        "benchmarks/<name>; `csr score` finds it)")
     parser.add_argument("--answers", required=True, help="JSON lines of {question_id, text}")
     parser.add_argument("--split", help="only this split (where the benchmark has splits)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0 = all)")
@@ -76,10 +77,11 @@ def _judge(args: argparse.Namespace):
     return judge.with_cache(Path(args.judge_cache)) if args.judge_cache else judge
 
 
-def _data(args: argparse.Namespace, benchmark, options: dict[str, str]) -> Path | None:
+def _data(args: argparse.Namespace, benchmark, options: dict[str, str]) -> Path:
     """The data folder; a single file (one POPE split, an MMBench TSV) stands for its folder plus option file."""
     if not args.data:
-        return None
+        raise SpecError("--data", None, f"the folder of the {benchmark.title} release "
+                                        f"(see docs/benchmarks.md#{benchmark.name})")
     data = Path(args.data)
     if not data.is_file():
         return data

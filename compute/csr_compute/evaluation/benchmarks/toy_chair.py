@@ -6,10 +6,9 @@ this one) are the world's dev split, for choosing settings, and its test split, 
 
 from ..registry import Benchmark
 from ._chair_files import OPTIONS, load_chair, parse_caption, score_chair
-from ._toyworld import toy_benchmark_dir
 
 
-def toy_chair(name: str, folder: str, title: str) -> Benchmark:
+def toy_chair(name: str, title: str) -> Benchmark:
     return Benchmark(
         name=name,
         title=title,
@@ -22,8 +21,7 @@ def toy_chair(name: str, folder: str, title: str) -> Benchmark:
         image_dirs=(".", "images", "../../images", "../images"),
         max_new_tokens=64,
         options=OPTIONS,
-        default_data_dir=lambda: toy_benchmark_dir(folder),
     )
 
 
-BENCHMARK = toy_chair("toy_chair", "chair", "toy-world CHAIR")
+BENCHMARK = toy_chair("toy_chair", "toy-world CHAIR")

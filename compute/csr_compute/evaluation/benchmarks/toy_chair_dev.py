@@ -2,4 +2,4 @@
 
 from .toy_chair import toy_chair
 
-BENCHMARK = toy_chair("toy_chair_dev", "chair_dev", "toy-world CHAIR, dev split")
+BENCHMARK = toy_chair("toy_chair_dev", "toy-world CHAIR, dev split")

@@ -2,4 +2,4 @@
 
 from .toy_chair import toy_chair
 
-BENCHMARK = toy_chair("toy_chair_test", "chair_test", "toy-world CHAIR, test split")
+BENCHMARK = toy_chair("toy_chair_test", "toy-world CHAIR, test split")

@@ -6,10 +6,9 @@ this one) are the world's dev split, for choosing settings, and its test split, 
 
 from ..registry import Benchmark
 from ._pope_files import FILE_PATTERN, PROMPT, SPLITS, load_pope, parse_yes_no, score_pope
-from ._toyworld import toy_benchmark_dir
 
 
-def toy_pope(name: str, folder: str, title: str) -> Benchmark:
+def toy_pope(name: str, title: str) -> Benchmark:
     return Benchmark(
         name=name,
         title=title,
@@ -21,8 +20,7 @@ def toy_pope(name: str, folder: str, title: str) -> Benchmark:
         image_dirs=(".", "images", "../../images", "../images"),
         max_new_tokens=16,
         splits=SPLITS,
-        default_data_dir=lambda: toy_benchmark_dir(folder),
     )
 
 
-BENCHMARK = toy_pope("toy_pope", "pope", "toy-world POPE")
+BENCHMARK = toy_pope("toy_pope", "toy-world POPE")

@@ -2,4 +2,4 @@
 
 from .toy_pope import toy_pope
 
-BENCHMARK = toy_pope("toy_pope_dev", "pope_dev", "toy-world POPE, dev split")
+BENCHMARK = toy_pope("toy_pope_dev", "toy-world POPE, dev split")

@@ -2,4 +2,4 @@
 
 from .toy_pope import toy_pope
 
-BENCHMARK = toy_pope("toy_pope_test", "pope_test", "toy-world POPE, test split")
+BENCHMARK = toy_pope("toy_pope_test", "toy-world POPE, test split")
