@@ -138,7 +138,10 @@ export class ForkServer {
     this.starts += 1;
     fs.mkdirSync(path.dirname(this.options.logFile), { recursive: true });
     const logFd = fs.openSync(this.options.logFile, 'a');
-    const child = spawn(this.options.python, ['-u', '-m', 'csr_compute.fork_server', '--socket', this.socketPath], {
+    // --room: blanks in the server's command line, which each forked step overwrites with its own
+    // (`python -m csr_compute STEP --spec FILE`), so that ps, pgrep and /proc show the step, not the server.
+    const args = ['-u', '-m', 'csr_compute.fork_server', '--socket', this.socketPath, '--room', ' '.repeat(4096)];
+    const child = spawn(this.options.python, args, {
       cwd: this.options.cwd,
       env: this.options.env,
       // Its own group: a Ctrl-C at the worker's terminal reaches the worker, which stops the server itself.

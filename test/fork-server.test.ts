@@ -78,6 +78,13 @@ test.serial('a step is forked by the warm server into a group of its own, and re
   t.truthy(server.pid);
   t.is<number | undefined, number | undefined>(stat.ppid, server.pid, "the step is the server's child");
   t.is(stat.pgid, leader, 'the step leads its own process group');
+  // ps, pgrep and /proc show the step as if spawned (`python -m csr_compute probe --spec FILE`).
+  const args = await eventually('the step command line', () => {
+    const found = fs.readFileSync(`/proc/${leader}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    return found.includes('csr_compute') ? found : undefined;
+  });
+  t.deepEqual(args.slice(1, 4), ['-m', 'csr_compute', 'probe']);
+  t.regex(args[5] ?? '', /spec\.json$/);
   const result = (await running) as StepResult;
   t.false(result.skipped);
   t.false(processRunning(leader));

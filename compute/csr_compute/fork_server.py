@@ -59,6 +59,7 @@ from .contract import EXIT_CODES
 PER_STEP_ENV = ("CUDA_VISIBLE_DEVICES",)
 PER_STEP_PREFIXES = ("CSR_", "MLFLOW_")
 EXIT_EVENT = "fork-server-exit"
+ROOM = 4096  # blanks the client puts in the server's command line (``--room``), for show_as
 HANDLED_SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 MAX_REQUEST_BYTES = 1 << 20
 
@@ -91,6 +92,29 @@ def cuda_driver_loaded() -> bool:
             return any("libcuda.so" in line for line in maps)
     except OSError:
         return False
+
+
+def show_as(args: list[str]) -> bool:
+    """Make this process's command line (``ps``, ``/proc/PID/cmdline``) read ``args``, NUL-separated as ``exec``
+    leaves it, so that a forked step looks like the ``python -m csr_compute STEP --spec FILE`` it replaces.
+
+    Overwrites the memory the kernel shows as the command line; there is room when the server was started
+    with ``--room`` (blanks). Python copied its arguments at start-up and never reads that memory again.
+    Linux only; False (nothing changed) elsewhere or without room.
+    """
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[48 - 3]), int(fields[49 - 3])  # arg_start, arg_end: fields 48 and 49
+    except (OSError, ValueError, IndexError):
+        return False
+    data = b"\0".join(arg.encode() for arg in args) + b"\0"
+    if start <= 0 or len(data) > end - start:
+        return False
+    import ctypes
+
+    ctypes.memmove(start, data + b"\0" * (end - start - len(data)), end - start)
+    return True
 
 
 def env_mismatch(server_env: dict[str, str], step_env: dict[str, str]) -> list[str]:
@@ -134,6 +158,12 @@ class Server:
         self.path = path
         self.on_ready = on_ready
         self.env = env_before_imports
+        self.argv0 = sys.executable
+        try:
+            with open("/proc/self/cmdline", "rb") as handle:
+                self.argv0 = handle.read().split(b"\0")[0].decode() or sys.executable  # as the worker wrote it
+        except OSError:
+            pass
         # What the imports themselves set (torch sets TORCHINDUCTOR_CACHE_DIR): a spawned step's imports would too.
         self.set_by_imports = {k: v for k, v in os.environ.items() if env_before_imports.get(k) != v}
         self.parent = os.getppid()
@@ -284,6 +314,7 @@ class Server:
             from .__main__ import main
 
             sys.argv = ["csr_compute", request["step"], "--spec", request["spec"]]
+            show_as([self.argv0, "-m", "csr_compute", request["step"], "--spec", request["spec"]])
             try:
                 code = main(sys.argv[1:])
             except SystemExit as done:  # argparse
@@ -356,6 +387,8 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m csr_compute.fork_server", description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, help="path of the Unix socket to serve (in a private folder)")
+    parser.add_argument("--room", default="", help="blanks that keep room in this command line for a forked step "
+                        "to show its own there (show_as)")
     args = parser.parse_args(argv)
     env_before_imports = dict(os.environ)
     # Should an import ask torch whether CUDA is there, NVML answers: the CUDA driver stays uninitialised here,
@@ -407,7 +440,8 @@ class ForkServerProcess:
         self.socket = os.path.join(self.folder, "server.sock")
         self.env = dict(os.environ if env is None else env)
         stderr = open(log_file, "a") if log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen([python, "-u", "-m", "csr_compute.fork_server", "--socket", self.socket],
+        self.process = subprocess.Popen([python, "-u", "-m", "csr_compute.fork_server", "--socket", self.socket,
+                                         "--room", " " * ROOM],
                                         stdout=subprocess.PIPE, stderr=stderr, env=self.env, start_new_session=True)
         if log_file:
             stderr.close()  # type: ignore[union-attr]

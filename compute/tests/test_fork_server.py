@@ -128,3 +128,19 @@ def test_an_environment_the_imports_cannot_follow_is_refused_so_the_step_is_spaw
 def test_an_unknown_step_is_refused(server, tmp_path):
     run = server.run("nonsense", str(tmp_path / "spec.json"), str(tmp_path / "x.log"))
     assert run.pid is None and "unknown step" in run.refused
+
+
+def test_a_forked_step_shows_the_command_line_of_a_spawned_one(server, tmp_path):
+    spec_file = _write_spec(tmp_path, {"out_dir": str(tmp_path), "sleep_s": 60})
+    reader, run = server.launch("probe", spec_file, str(tmp_path / "probe.log"))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the child rewrites it just before the step starts
+            args = [a for a in Path(f"/proc/{run.pid}/cmdline").read_bytes().decode().split("\0") if a]
+            if "csr_compute" in args:
+                break
+            time.sleep(0.05)
+        assert args[1:] == ["-m", "csr_compute", "probe", "--spec", spec_file]
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        ForkServerProcess.finish(reader, run)
