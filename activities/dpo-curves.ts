@@ -16,7 +16,11 @@ export interface CurvePoint {
   timestamp: number;
 }
 
-/** Every numeric value of every complete record of `<dpoDir>/metrics.jsonl`, as `dpo/<name>` points. */
+/**
+ * Every numeric value of every complete record of `<dpoDir>/metrics.jsonl`, as `dpo/<name>` points,
+ * one per name and step: the training record and the evaluation record of the last step both carry
+ * `epoch`, and a second point at that step would be a duplicate in the curve (the first one is kept).
+ */
 export function dpoCurvePoints(dpoDir: string): CurvePoint[] {
   let text: string;
   try {
@@ -25,6 +29,7 @@ export function dpoCurvePoints(dpoDir: string): CurvePoint[] {
     return [];
   }
   const points: CurvePoint[] = [];
+  const seen = new Set<string>();
   for (const line of text.split('\n')) {
     let record: Record<string, unknown>;
     try {
@@ -37,6 +42,8 @@ export function dpoCurvePoints(dpoDir: string): CurvePoint[] {
     if (typeof step !== 'number' || typeof timestamp !== 'number') continue;
     for (const [name, value] of Object.entries(record)) {
       if (name === 'step' || name === 'time_ms' || typeof value !== 'number' || !Number.isFinite(value)) continue;
+      if (seen.has(`${name}@${step}`)) continue;
+      seen.add(`${name}@${step}`);
       points.push({ key: `dpo/${name}`, value, step, timestamp });
     }
   }

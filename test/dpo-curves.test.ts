@@ -60,3 +60,17 @@ test('curves delivered in part before an outage, then again from metrics.jsonl: 
     );
   }
 });
+
+test("the last step's training and evaluation records share `epoch`: one point per name and step", (t) => {
+  const dir = tempDir();
+  const lines = [
+    { step: 6, epoch: 1, loss: 0.68, time_ms: 1_700_000_000_000 },
+    { step: 6, epoch: 1, eval_loss: 0.69, time_ms: 1_700_000_004_000 },
+  ];
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const points = dpoCurvePoints(dir);
+  t.deepEqual(
+    points.map((p) => `${p.key}@${p.step}`),
+    ['dpo/epoch@6', 'dpo/loss@6', 'dpo/eval_loss@6'],
+  );
+});
