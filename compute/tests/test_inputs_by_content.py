@@ -14,6 +14,13 @@ from csr_compute.steps import curate
 from csr_compute.steps.common import guard_resume, spec_hash
 
 
+def test_the_steps_compare_the_hash_the_manifest_records():
+    from csr_compute import contract
+    from csr_compute.steps import common
+
+    assert common.spec_hash is contract.spec_hash, "one spec hash (contract's), not a second copy"
+
+
 def test_curate_is_reused_only_while_its_upstream_manifest_is_the_same(tiny_pipeline, tmp_path):
     reward = tmp_path / "reward"
     shutil.copytree(Path(tiny_pipeline.reward_spec["out_dir"]), reward)

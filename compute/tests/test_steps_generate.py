@@ -363,3 +363,21 @@ def test_cached_response_chain_gives_the_same_candidates_as_feeding_the_response
         assert [c.token_ids for c in a] == [c.token_ids for c in b]
         assert [c.logprob_sum for c in a] == pytest.approx([c.logprob_sum for c in b], abs=1e-4)
     assert computed_cached < computed_fed  # the responses were not fed again
+
+
+def test_generate_reads_the_reward_section_as_the_reward_step_does_naming_fields_by_its_own_key(tmp_path):
+    from csr_compute.contract import SpecError
+    from csr_compute.steps.generate import GenerateSpec
+    from csr_compute.steps.reward import RewardParams, RewardSpec
+
+    base = {"out_dir": str(tmp_path / "g"), "model": "m", "prompts_file": "p.json", "images_dir": "i"}
+    assert GenerateSpec(**base, reward={"calibration": "score", "alpha": 0.5}).reward == \
+        RewardParams(calibration="score", alpha=0.5), "one type for the reward section"
+    for bad, field_path in (({"alpha": 1.5}, "reward.alpha"), ({"batch_size": 0}, "reward.batch_size"),
+                            ({"calibration": "best"}, "reward.calibration"), ({"alpah": 0.5}, "reward.alpah")):
+        with pytest.raises(SpecError) as error:
+            GenerateSpec(**base, reward=bad)
+        assert error.value.field_path == field_path, bad
+    with pytest.raises(SpecError) as error:  # the reward step holds the same section as its params
+        RewardSpec(out_dir=str(tmp_path / "r"), trees=["t.jsonl"], clip="c", images_dir="i", params={"alpha": 1.5})
+    assert error.value.field_path == "params.alpha"

@@ -8,7 +8,6 @@ what was expected, before any work starts.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, TypeVar
 
 from ..contract import (MissingInputError, Progress, RetryableError, SpecError, atomic_write_json, emit, log, repeat_while,
-                        sha256_file)
+                        sha256_file, spec_hash)
 
 T = TypeVar("T")
 
@@ -112,7 +111,14 @@ def from_dict(cls: type[T], data: Any, path: str) -> T:
     if missing:
         name = missing[0]
         raise SpecError(f"{path}.{name}" if path else name, None, "a value (the field is required)")
-    return cls(**data)
+    try:
+        return cls(**data)
+    except SpecError as error:
+        # A config section names its fields as the step of that section reads them (params.alpha); another
+        # step that reads the same section under another key (generate's reward) names them by that key.
+        if path and path != "params" and error.field_path.startswith("params."):
+            raise SpecError(path + error.field_path[len("params"):], error.value, error.expected) from None
+        raise
 
 
 def help_of(cls: type, name: str) -> str:
@@ -151,11 +157,6 @@ class StepSpec:
 
 
 # ---------------------------------------------------------------- completion, inputs, seeding
-
-def spec_hash(spec: dict[str, Any]) -> str:
-    """The same hash that ``contract.write_manifest`` records."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-
 
 def completed_manifest(out_dir: str | os.PathLike[str], spec: dict[str, Any]) -> dict[str, Any] | None:
     """The step's manifest if the step already completed for exactly this spec and its files are intact.

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
-from ..search.calibration import CALIBRATIONS, calibrate_siblings, path_value
+from ..search.calibration import calibrate_siblings, path_value
 from ..search.group_beam import PromptCache, SearchSettings, expand_nodes, prefill_prompt
 from ..search.shared_prefix import PrefixPool
 from ..search.tree import SentenceTree
 from ..config_bounds import check_section
+from .reward import RewardParams
 from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, completed_manifest, from_dict,
                      guard_resume, heartbeat, require_file, resolve_image, seed_everything)
 
@@ -85,20 +86,6 @@ class GenerateParams:
 
 
 @dataclass
-class CalibratedPruning:
-    """The ``reward`` section, needed only when ``params.prune_by`` is ``calibrated``."""
-
-    calibration: str = field(default="rank", metadata={"help": "'rank' or 'score' (see reward)."})
-    alpha: float = field(default=0.9, metadata={"help": "Weight of the CLIP side."})
-    batch_size: int = field(default=64, metadata={"help": "Sentences per CLIP forward pass."})
-
-    def __post_init__(self) -> None:
-        check_choice("reward.calibration", self.calibration, CALIBRATIONS)
-        check_float("reward.alpha", self.alpha, minimum=0.0, maximum=1.0)
-        check_int("reward.batch_size", self.batch_size, minimum=1)
-
-
-@dataclass
 class GenerateSpec(StepSpec):
     model: str = field(default="", metadata={"help": "LVLM folder (LlavaForConditionalGeneration + processor)."})
     prompts_file: str = field(default="", metadata={"help": "JSON list of {id, image, input}."})
@@ -108,7 +95,8 @@ class GenerateSpec(StepSpec):
     limit: int | None = field(default=None, metadata={"help": "Use only the first N prompts (before sharding)."})
     params: Any = field(default_factory=dict, metadata={"help": "The generate section of the config (GenerateParams)."})
     clip: str | None = field(default=None, metadata={"help": "CLIP folder; required when params.prune_by is 'calibrated'."})
-    reward: Any = field(default=None, metadata={"help": "The reward section (calibration, alpha) for calibrated pruning."})
+    reward: Any = field(default=None, metadata={"help": "The reward section of the config (RewardParams: calibration, "
+                                                       "alpha, batch_size) for calibrated pruning."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,7 +110,7 @@ class GenerateSpec(StepSpec):
         if self.limit is not None:
             check_int("limit", self.limit, minimum=1)
         self.params = from_dict(GenerateParams, self.params, "params")
-        self.reward = from_dict(CalibratedPruning, self.reward, "reward")
+        self.reward = from_dict(RewardParams, self.reward, "reward")
         if self.params.prune_by == "calibrated":
             check_str("clip", self.clip)
 
@@ -151,7 +139,7 @@ class TreeGrower:
     """Grows the trees of a pool of prompts, depth by depth, with batched node expansion."""
 
     def __init__(self, lvlm: Any, params: GenerateParams, images_dir: str, clip: Any = None,
-                 reward: CalibratedPruning | None = None, progress: Progress | None = None):
+                 reward: RewardParams | None = None, progress: Progress | None = None):
         self.lvlm, self.params, self.images_dir = lvlm, params, images_dir
         self.clip, self.reward, self.progress = clip, reward, progress
         self._last_beat = time.monotonic()
