@@ -47,6 +47,14 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     });
     return { address, uiUrl, pid: running, started: false };
   }
+  if (fs.existsSync(pidFile) && (await portOpen('127.0.0.1', options.port))) {
+    // Our own server was just killed (its pid file is stale): the kernel may still be tearing down its
+    // listening socket for a moment, so give the port a few seconds before calling it someone else's.
+    const released = async () => !(await portOpen('127.0.0.1', options.port));
+    await waitUntil('the killed Temporal server to release its port', released, { timeoutMs: 5_000 }).catch(
+      () => undefined, // still taken: the message below says so
+    );
+  }
   if (await portOpen('127.0.0.1', options.port)) {
     throw new Error(
       `port ${options.port} is taken by a process this CSR_HOME did not start; ` +
