@@ -2,13 +2,15 @@
  * The logic of the run and iteration workflows, on the real dev server with the real workflow code and
  * test activities standing in for compute (each answers at once): whether an iteration improved (the
  * gate, either direction), `stop_when_worse`, pause and resume between steps, and where each step runs
- * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue). Seconds, not
+ * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue), and the tracking
+ * lane (MLflow calls in order, off the compute steps' path; a failed one still fails the run). Seconds, not
  * the minutes of test/slow/workflows.test.ts.
  */
 import * as path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { ApplicationFailure } from '@temporalio/common';
+import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig, type CsrConfig } from '../src/config';
 import type { ComputeStepInput, StepResult } from '../activities/types';
 import type { CsrRunInput, IterationStatus, IterationSummary, RunPaths, RunStatus } from '../src/shared/run-types';
@@ -47,12 +49,14 @@ const iterationOf = (dir: string) => Number(/iter-(\d+)/.exec(dir)?.[1]);
 
 /**
  * Workers on the CPU, GPU and host queues with stand-in activities. `objectives[i]` is what iteration i's
- * evaluation reports; a step named `holdStep` waits for `release()`.
+ * evaluation reports; a step named `holdStep` waits for `release()`; `light` replaces or adds CPU-queue
+ * activities (tracking, by default off: trackRunStart answers nothing).
  */
 async function stage(
   env: TestWorkflowEnvironment,
   objectives: number[],
   holdStep?: string,
+  light: Record<string, (...args: never[]) => Promise<unknown>> = {},
 ): Promise<Stage & { workers: Worker[] }> {
   const launches: Launch[] = [];
   let release = () => undefined as void;
@@ -88,6 +92,7 @@ async function stage(
         readEvaluation: async (input: { outDirs: { outDir: string }[] }) => ({
           [OBJECTIVE]: objectives[iterationOf(input.outDirs[0]!.outDir)]!,
         }),
+        ...light,
       },
     }),
     Worker.create({ connection, taskQueue: GPU_QUEUE, activities: compute('gpu') }),
@@ -198,4 +203,99 @@ test.serial('pause holds the iteration before its next step (the step in flight 
     t.deepEqual(history.map((h) => h.iteration), [0, 1]);
   });
   t.true(launches.some((l) => l.step === 'reward'));
+});
+
+/** Stand-in tracking activities that log each call (in order) to `calls`. */
+function trackingStandIns(calls: string[], onIterationStart: (iteration: number) => Promise<void>) {
+  return {
+    trackRunStart: async (input: { runKey: string }) => {
+      calls.push('run start');
+      return { experimentName: 'x', parentKey: input.runKey, parentRunId: 'parent' };
+    },
+    trackIterationStart: async (input: { iteration: number }) => {
+      await onIterationStart(input.iteration);
+      calls.push(`iteration ${input.iteration} start`);
+      return { key: `k${input.iteration}`, runId: `run-${input.iteration}` };
+    },
+    trackIterationEnd: async (input: { iteration: number; iterationRunId?: string }) =>
+      void calls.push(`iteration ${input.iteration} end (${input.iterationRunId})`),
+    trackRunEnd: async (input: { status: string }) => void calls.push(`run end ${input.status}`),
+  };
+}
+
+/** Every message along an error's cause chain. */
+function messages(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) parts.push(String(e.message));
+  return parts.join(' <- ');
+}
+
+test.serial('tracking lane: a slow trackIterationStart no longer delays the first step; MLflow sees the calls in the same order', async (t) => {
+  const calls: string[] = [];
+  const sawStepFirst: Record<number, boolean> = {};
+  let launches: Launch[] = [];
+  // The iteration's MLflow run answers only once a compute step of that iteration has started (or after
+  // 20 s): a workflow that waited for it would hold the step back that long.
+  const slowStart = async (iteration: number) => {
+    const deadline = Date.now() + 20_000;
+    while (!launches.some((l) => l.iteration === iteration) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    sawStepFirst[iteration] = launches.some((l) => l.iteration === iteration);
+  };
+  const staged = await stage(t.context.env, [20, 18], undefined, trackingStandIns(calls, slowStart));
+  launches = staged.launches;
+  const started = Date.now();
+  const history = await polling(staged.workers, () => staged.run(runInput('tracking-lane', (config) => (config.iterations = 1))));
+  t.deepEqual(sawStepFirst, { 0: true, 1: true }, 'each iteration started computing while its MLflow run was still being made');
+  t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
+  t.deepEqual(calls, [
+    'run start',
+    'iteration 0 start',
+    'iteration 0 end (run-0)',
+    'iteration 1 start',
+    'iteration 1 end (run-1)',
+    'run end FINISHED',
+  ]);
+  t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1'], 'the summary still names each iteration\'s MLflow run');
+
+  // What this code records replays against it (the lane adds no nondeterminism).
+  const client = t.context.env.client;
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
+  const iteration0 = await client.workflow.getHandle('tracking-lane/iter-0').fetchHistory();
+  // The run's first execution (the one that prepared, before continue-as-new) started iteration 0.
+  const firstRunId = iteration0.events?.[0]?.workflowExecutionStartedEventAttributes?.parentWorkflowExecution?.runId ?? undefined;
+  t.truthy(firstRunId);
+  const recorded = [
+    { workflowId: 'tracking-lane', history: await client.workflow.getHandle('tracking-lane', firstRunId).fetchHistory() },
+    { workflowId: 'tracking-lane', history: await client.workflow.getHandle('tracking-lane').fetchHistory() },
+    { workflowId: 'tracking-lane/iter-0', history: iteration0 },
+    { workflowId: 'tracking-lane/iter-1', history: await client.workflow.getHandle('tracking-lane/iter-1').fetchHistory() },
+  ];
+  for (const { workflowId, history: events } of recorded) {
+    await t.notThrowsAsync(Worker.runReplayHistory({ workflowBundle }, events, workflowId), workflowId);
+  }
+});
+
+test.serial('tracking lane: a failed tracking call still fails the iteration and the run, which closes its MLflow run as FAILED', async (t) => {
+  const calls: string[] = [];
+  let failed = false;
+  const failing = trackingStandIns(calls, async (iteration) => {
+    if (iteration === 1) {
+      failed = true;
+      throw ApplicationFailure.nonRetryable('MLflow refused the run', 'TrackingBroken');
+    }
+  });
+  // Iteration 1's generate is held until the tracking call has failed: the iteration stops before its next step.
+  const staged = await stage(t.context.env, [20, 18], 'generate', failing);
+  const input = runInput('tracking-fails', (config) => (config.iterations = 1));
+  const error = await polling(staged.workers, async () => {
+    const result = staged.run(input);
+    void result.catch(() => undefined); // inspected below
+    await eventually('trackIterationStart failed', () => (failed ? true : undefined));
+    await new Promise((r) => setTimeout(r, 1000));
+    staged.release();
+    return t.throwsAsync(result);
+  });
+  t.regex(messages(error), /MLflow refused the run/, messages(error));
+  t.deepEqual(calls, ['run start', 'iteration 0 start', 'iteration 0 end (run-0)', 'run end FAILED'], JSON.stringify(staged.launches));
+  t.false(staged.launches.some((l) => l.iteration === 1 && l.step === 'reward'), 'no step after the failed call started');
 });

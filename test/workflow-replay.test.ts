@@ -4,6 +4,8 @@
  * replayed against the current workflow code; a change that alters the commands a recorded history
  * expects fails here; guard such a change with `patched('<change id>')` from @temporalio/workflow, so
  * runs started before it replay the old branch, and record a new history once the old runs are gone.
+ * The `*-tracking-lane` histories hold the current branch of patch 'tracking-lane' (workflows/tracking-lane.ts),
+ * recorded from test/workflow-logic.test.ts's stand-in run (workflow-ids.json says which).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

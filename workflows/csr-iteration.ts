@@ -6,15 +6,18 @@
  * Deterministic and reference-only: every step is an activity that receives a spec of paths and
  * returns a small manifest summary. The plan (the phases, their order, which spec each step gets and
  * where it runs) is pure functions of the config, so `csr resume --dry-run` lists the same steps.
+ * MLflow tracking (trackIterationStart, trackIterationEnd) runs on a tracking lane (tracking-lane.ts): in
+ * order, off the steps' path, drained before the iteration returns.
  */
-import { type ActivityInterfaceFor, condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { type ActivityInterfaceFor, condition, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
-import type { CsrIterationInput, IterationStatus, IterationSummary, StepSummary } from '../src/shared/run-types';
+import type { CsrIterationInput, IterationStatus, IterationSummary, IterationTracking, StepSummary } from '../src/shared/run-types';
 import { iterationPhases, mergedModel, promptSampleFile, type PlannedStep } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
 import { durationMs } from '../src/shared/duration';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
+import { TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
 
 type Activities = ActivityInterfaceFor<WorkflowActivities>;
 
@@ -30,6 +33,10 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   const cpuCompute = proxyActivities<WorkflowActivities>(computeActivityOptions(config, CPU_QUEUE));
   const light = proxyActivities<WorkflowActivities>(lightActivityOptions);
 
+  // New runs put MLflow tracking on a lane that compute steps do not wait for (see tracking-lane.ts);
+  // iterations started before replay the branch that awaits each tracking call in place.
+  const lane = patched(TRACKING_LANE_PATCH) ? new TrackingLane() : undefined;
+
   const steps: StepSummary[] = [];
   let currentStep: string | undefined;
   let paused = false;
@@ -37,10 +44,12 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   setHandler(resumeSignal, () => void (paused = false));
   setHandler(iterationStatusQuery, (): IterationStatus => ({ iteration, currentStep, paused, steps }));
 
-  /** Honour a pause between steps: the step in flight always finishes first. */
+  /** Honour a pause between steps: the step in flight always finishes first. A failed tracking call stops here. */
   const gate = async (next: string) => {
+    lane?.check();
     currentStep = paused ? `paused before ${next}` : next;
     await condition(() => !paused);
+    lane?.check();
     currentStep = next;
   };
 
@@ -83,70 +92,89 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     );
   };
 
-  const tracking = input.tracking
-    ? await light.trackIterationStart({ tracking: input.tracking, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId })
-    : undefined;
+  const runTracking = input.tracking;
+  const startTracking = (refs: NonNullable<typeof runTracking>) =>
+    light.trackIterationStart({ tracking: refs, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId });
+  // On the lane no step needs the iteration's MLflow run before trackIterationEnd (behind it on the lane)
+  // and the summary (after the lane is drained): generate starts at once.
+  const tracking: Promise<IterationTracking | undefined> = !runTracking
+    ? Promise.resolve(undefined)
+    : lane
+      ? lane.add(() => startTracking(runTracking))
+      : Promise.resolve(await startTracking(runTracking));
   // No compute step talks to MLflow: the DPO step writes its curves to metrics.jsonl, which
   // trackIterationEnd delivers through the spooling tracker (one writer, one outage policy).
 
-  const stats: Record<string, number> = {};
-  let model = input.model;
-  let dpoDir: string | undefined;
-  let curateDir: string | undefined;
-  let evaluations: PlannedStep[] = [];
-  for (const phase of iterationPhases(config, paths, iteration, input.model)) {
-    if (phase.name === 'generate') {
-      await gate('sample prompts');
-      await light.samplePrompts({
-        source: paths.promptsFile,
-        target: promptSampleFile(paths, iteration),
-        limit: config.prompts.limit,
-        seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
-      });
+  try {
+    const stats: Record<string, number> = {};
+    let model = input.model;
+    let dpoDir: string | undefined;
+    let curateDir: string | undefined;
+    let evaluations: PlannedStep[] = [];
+    for (const phase of iterationPhases(config, paths, iteration, input.model)) {
+      if (phase.name === 'generate') {
+        await gate('sample prompts');
+        await light.samplePrompts({
+          source: paths.promptsFile,
+          target: promptSampleFile(paths, iteration),
+          limit: config.prompts.limit,
+          seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
+        });
+      }
+      await gate(phase.name);
+      const [first] = phase.steps;
+      // A multi-GPU step runs on one host's queue, whose worker claims all the GPUs it needs at once.
+      const acts =
+        phase.runsOn === 'host'
+          ? proxyActivities<WorkflowActivities>(computeActivityOptions(config, await gpu.hostTaskQueue()))
+          : phase.runsOn === 'cpu'
+            ? cpuCompute
+            : gpu;
+      const results = await launch(phase.steps, acts, phase.gpuCount);
+      if (phase.name === 'curate' || phase.name === 'dpo') Object.assign(stats, prefixed(phase.name, results[0]?.stats ?? {}));
+      if (phase.name === 'curate') curateDir = first?.spec.out_dir;
+      if (phase.name === 'dpo') dpoDir = first?.spec.out_dir;
+      if (phase.name === 'merge' && first) model = mergedModel(first);
+      if (phase.name === 'evaluate') evaluations = phase.steps;
     }
-    await gate(phase.name);
-    const [first] = phase.steps;
-    // A multi-GPU step runs on one host's queue, whose worker claims all the GPUs it needs at once.
-    const acts =
-      phase.runsOn === 'host'
-        ? proxyActivities<WorkflowActivities>(computeActivityOptions(config, await gpu.hostTaskQueue()))
-        : phase.runsOn === 'cpu'
-          ? cpuCompute
-          : gpu;
-    const results = await launch(phase.steps, acts, phase.gpuCount);
-    if (phase.name === 'curate' || phase.name === 'dpo') Object.assign(stats, prefixed(phase.name, results[0]?.stats ?? {}));
-    if (phase.name === 'curate') curateDir = first?.spec.out_dir;
-    if (phase.name === 'dpo') dpoDir = first?.spec.out_dir;
-    if (phase.name === 'merge' && first) model = mergedModel(first);
-    if (phase.name === 'evaluate') evaluations = phase.steps;
-  }
-  const metrics = await light.readEvaluation({ outDirs: evaluations.map((e) => ({ benchmark: e.label, outDir: e.spec.out_dir })) });
+    const metrics = await light.readEvaluation({ outDirs: evaluations.map((e) => ({ benchmark: e.label, outDir: e.spec.out_dir })) });
 
-  await gate('record');
-  const objective = config.evaluate.objective;
-  const current = objective === undefined ? undefined : metrics[objective];
-  let improved: boolean | undefined;
-  if (current !== undefined && input.previousObjective !== undefined) {
-    improved =
-      config.evaluate.objective_direction === 'minimize' ? current < input.previousObjective : current > input.previousObjective;
+    await gate('record');
+    const objective = config.evaluate.objective;
+    const current = objective === undefined ? undefined : metrics[objective];
+    let improved: boolean | undefined;
+    if (current !== undefined && input.previousObjective !== undefined) {
+      improved =
+        config.evaluate.objective_direction === 'minimize' ? current < input.previousObjective : current > input.previousObjective;
+    }
+    const endTracking = async (refs: NonNullable<typeof runTracking>) =>
+      light.trackIterationEnd({
+        tracking: refs,
+        iterationRunId: (await tracking)?.runId,
+        iteration,
+        metrics,
+        stats,
+        curateDir,
+        dpoDir,
+        evaluateDirs: evaluations.map((e) => e.spec.out_dir),
+        artifactRoot: paths.artifactRoot,
+        timestamp: Date.now(),
+      });
+    if (runTracking && lane) {
+      void lane.add(() => endTracking(runTracking));
+      // The iteration ends with its tracking: a failed call fails it, as when each was awaited in place.
+      await lane.drain();
+    } else if (runTracking) {
+      await endTracking(runTracking);
+    }
+    const summary: IterationSummary = { iteration, model, metrics, stats, steps, improved, mlflowRunId: (await tracking)?.runId };
+    currentStep = 'done';
+    return summary;
+  } catch (error) {
+    // Failing for another reason: no tracking write is left in flight; the step's error is the one reported.
+    await lane?.settle();
+    throw error;
   }
-  const summary: IterationSummary = { iteration, model, metrics, stats, steps, improved, mlflowRunId: tracking?.runId };
-  if (input.tracking) {
-    await light.trackIterationEnd({
-      tracking: input.tracking,
-      iterationRunId: tracking?.runId,
-      iteration,
-      metrics,
-      stats,
-      curateDir,
-      dpoDir,
-      evaluateDirs: evaluations.map((e) => e.spec.out_dir),
-      artifactRoot: paths.artifactRoot,
-      timestamp: Date.now(),
-    });
-  }
-  currentStep = 'done';
-  return summary;
 }
 
 function prefixed(prefix: string, values: Record<string, number>): Record<string, number> {

@@ -12,6 +12,7 @@ import {
   continueAsNew,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -27,6 +28,7 @@ import { csrIteration } from './csr-iteration';
 import { safeKeyFrom } from '../src/shared/safe-path';
 import { patchedOverrides, validRunInput } from './validate-input';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsUpdate } from './messages';
+import { TRACKING_LANE_PATCH } from './tracking-lane';
 
 /** The Temporal UI's line for an iteration's workflow: `iteration 2 of 3 · toy-csr` (0 = the starting model). */
 export function iterationSummaryText(iteration: number, iterations: number, configName: string): string {
@@ -91,24 +93,44 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   };
 
   const prepare = async () => {
-    const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
-    const built = prepared.toyworldBuild ? await gpu.runComputeStep(prepared.toyworldBuild) : undefined;
-    state.paths = await light.resolveRunPaths({
-      config: state.config,
-      runKey: state.runKey,
-      toyworldDir: prepared.toyworldDir,
-      toyworldBuildDir: built?.outDir,
-      iteration0Key: state.iteration0Key,
-    });
-    state.tracking = await light.trackRunStart({
-      config: state.config,
-      configHash: state.configHash,
-      runKey: state.runKey,
-      workflowId: workflowInfo().workflowId,
-      codeVersion: state.codeVersion,
-      resumedFrom: state.resumedFrom,
-      sweep: state.sweep,
-    });
+    const startTracking = () =>
+      light.trackRunStart({
+        config: state.config,
+        configHash: state.configHash,
+        runKey: state.runKey,
+        workflowId: workflowInfo().workflowId,
+        codeVersion: state.codeVersion,
+        resumedFrom: state.resumedFrom,
+        sweep: state.sweep,
+      });
+    const preparePaths = async () => {
+      const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
+      const built = prepared.toyworldBuild ? await gpu.runComputeStep(prepared.toyworldBuild) : undefined;
+      state.paths = await light.resolveRunPaths({
+        config: state.config,
+        runKey: state.runKey,
+        toyworldDir: prepared.toyworldDir,
+        toyworldBuildDir: built?.outDir,
+        iteration0Key: state.iteration0Key,
+      });
+    };
+    if (patched(TRACKING_LANE_PATCH)) {
+      // The parent MLflow run starts beside the preparation (neither needs the other). It stays awaited
+      // before the first iteration: the iterations' MLflow runs nest under its id (TrackingRefs).
+      const started = startTracking();
+      void started.catch(() => undefined); // awaited below on every path; no unhandled rejection meanwhile
+      try {
+        await preparePaths();
+      } catch (error) {
+        // The run fails for its preparation; endTracking then closes the parent run if it was opened.
+        state.tracking = await started.catch(() => undefined);
+        throw error;
+      }
+      state.tracking = await started;
+    } else {
+      await preparePaths();
+      state.tracking = await startTracking();
+    }
     phase = 'running';
   };
 
