@@ -43,3 +43,8 @@ export function stallTimeout(config: CsrConfig): { stallTimeoutMs?: number } {
   const value = config.activities.stall_timeout as string | undefined;
   return value === undefined ? {} : { stallTimeoutMs: durationMs(value) };
 }
+
+/** A compute step's timers: the activity's heartbeat cadence (`activities.heartbeat_every`) and the stall watchdog's timeout. */
+export function stepTimers(config: CsrConfig): { heartbeatEveryMs: number; stallTimeoutMs?: number } {
+  return { heartbeatEveryMs: durationMs(config.activities.heartbeat_every), ...stallTimeout(config) };
+}

@@ -12,9 +12,8 @@
 import { type ActivityInterfaceFor, condition, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrIterationInput, IterationStatus, IterationSummary, IterationTracking, StepSummary } from '../src/shared/run-types';
-import { iterationPhases, mergedModel, promptSampleFile, type PlannedStep } from '../src/shared/plan';
-import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
-import { durationMs } from '../src/shared/duration';
+import { improvedObjective, iterationPhases, mergedModel, promptSampleInput, type PlannedStep } from '../src/shared/plan';
+import { computeActivityOptions, lightActivityOptions, stepTimers } from './activity-options';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
 import { TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
@@ -69,8 +68,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
               step: p.step,
               spec: p.spec,
               label: p.label,
-              heartbeatEveryMs: durationMs(config.activities.heartbeat_every),
-              ...stallTimeout(config),
+              ...stepTimers(config),
               ...(gpuCount ? { gpuCount } : {}),
             },
           ]);
@@ -114,12 +112,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     for (const phase of iterationPhases(config, paths, iteration, input.model)) {
       if (phase.name === 'generate') {
         await gate('sample prompts');
-        await light.samplePrompts({
-          source: paths.promptsFile,
-          target: promptSampleFile(paths, iteration),
-          limit: config.prompts.limit,
-          seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
-        });
+        await light.samplePrompts(promptSampleInput(config, paths, iteration));
       }
       await gate(phase.name);
       const [first] = phase.steps;
@@ -142,11 +135,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     await gate('record');
     const objective = config.evaluate.objective;
     const current = objective === undefined ? undefined : metrics[objective];
-    let improved: boolean | undefined;
-    if (current !== undefined && input.previousObjective !== undefined) {
-      improved =
-        config.evaluate.objective_direction === 'minimize' ? current < input.previousObjective : current > input.previousObjective;
-    }
+    const improved = improvedObjective(config, current, input.previousObjective);
     const endTracking = async (refs: NonNullable<typeof runTracking>) =>
       light.trackIterationEnd({
         tracking: refs,

@@ -20,7 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
-import { iterationStartModel } from '../src/shared/plan';
+import { continuesAfter, iterationStartModel } from '../src/shared/plan';
 import { runSearchAttributes } from '../src/shared/search-attributes';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
 import { GPU_QUEUE } from '../src/shared/task-queues';
@@ -167,7 +167,7 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     state.nextIteration = iteration + 1;
     publishSearchAttributes();
     currentChildId = undefined;
-    return !(summary.improved === false && state.config.evaluate.stop_when_worse);
+    return continuesAfter(state.config, summary.improved);
   };
 
   try {

@@ -21,12 +21,11 @@ import {
 import type { WorkflowActivities } from '../activities/light-activities';
 import type { PlannedStep } from '../src/shared/plan';
 import { evaluateSteps } from '../src/shared/plan';
-import { durationMs } from '../src/shared/duration';
 import type { IterationSummary } from '../src/shared/run-types';
 import { bestCell, summarizeSweep } from '../src/shared/sweep-table';
 import type { SweepBaseline, SweepInput, SweepResult, SweepRunState, SweepStatus } from '../src/shared/sweep-types';
 import { GPU_QUEUE } from '../src/shared/task-queues';
-import { computeActivityOptions, lightActivityOptions, stallTimeout } from './activity-options';
+import { computeActivityOptions, lightActivityOptions, stepTimers } from './activity-options';
 import { executeChildRun } from './child-runs';
 import { csrRun } from './csr-run';
 import { sweepStatusQuery } from './messages';
@@ -161,8 +160,7 @@ async function computeBaselines(baselines: SweepBaseline[], light: WorkflowActiv
         step: step.step,
         spec: step.spec,
         label: `iteration 0 ${step.label}`,
-        heartbeatEveryMs: durationMs(baseline.config.activities.heartbeat_every),
-        ...stallTimeout(baseline.config),
+        ...stepTimers(baseline.config),
       }),
     ),
   );

@@ -29,6 +29,31 @@ export function promptSampleFile(paths: RunPaths, iteration: number): string {
   return join(iterationDir(paths, iteration), 'prompts.json');
 }
 
+/** What the sample-prompts activity gets before an iteration's generate phase: `prompts.limit` prompts, seeded per `prompts.sample`. */
+export function promptSampleInput(
+  config: CsrConfig,
+  paths: RunPaths,
+  iteration: number,
+): { source: string; target: string; limit: number; seed: number } {
+  return {
+    source: paths.promptsFile,
+    target: promptSampleFile(paths, iteration),
+    limit: config.prompts.limit,
+    seed: config.prompts.sample === 'fixed' ? config.seed : config.seed * 1000 + iteration,
+  };
+}
+
+/** Whether an iteration improved `evaluate.objective` in its direction; undefined when there is nothing to compare. */
+export function improvedObjective(config: CsrConfig, current: number | undefined, previous: number | undefined): boolean | undefined {
+  if (current === undefined || previous === undefined) return undefined;
+  return config.evaluate.objective_direction === 'minimize' ? current < previous : current > previous;
+}
+
+/** Whether the run goes on after an iteration: not when it did not improve and `evaluate.stop_when_worse` is set. */
+export function continuesAfter(config: CsrConfig, improved: boolean | undefined): boolean {
+  return !(improved === false && config.evaluate.stop_when_worse);
+}
+
 function shards(config: CsrConfig): number[] {
   return Array.from({ length: config.workers.gpu_shards }, (_, index) => index);
 }
