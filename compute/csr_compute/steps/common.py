@@ -15,12 +15,13 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from ..contract import (MissingInputError, Progress, RetryableError, SpecError, atomic_write_json, emit, log, repeat_while,
                         sha256_file, spec_hash)
 
 T = TypeVar("T")
+S = TypeVar("S", bound="StepSpec")
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -223,6 +224,38 @@ def guard_resume(out_dir: str | os.PathLike[str], spec: dict[str, Any], ignore: 
             else:
                 entry.unlink()
     atomic_write_json(marker, {"identity": identity, "inputs": inputs})
+
+
+def open_step(cls: type[S], raw_spec: dict[str, Any], step: str, *, torch: bool = True, resume: bool = True,
+              as_written_before: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> tuple[S, dict[str, Any] | None]:
+    """Every step's opening: the validated spec, and the manifest if the step already completed for it.
+
+    When it has not, the step is made ready to run: with ``torch``, torch's threads from CSR_TORCH_THREADS
+    and every generator seeded; with ``resume``, per-item results an earlier run left for another spec are
+    refused (``guard_resume``). ``as_written_before`` maps the spec to the form an earlier version wrote
+    (fields since retired), so that a folder that version completed or started still counts as this spec's.
+    """
+    spec = from_dict(cls, raw_spec, "")
+    done = completed_manifest(spec.out_dir, raw_spec)
+    if done is None and as_written_before is not None:
+        done = completed_manifest(spec.out_dir, as_written_before(raw_spec))
+    if done is not None:
+        log(f"{step}: {spec.out_dir} is already complete for this spec; nothing to do")
+        return spec, done
+    if torch:
+        # Imported only now: a step that is already complete does not pay for torch.
+        from ..models import set_threads_from_env
+
+        set_threads_from_env()
+        seed_everything(spec.seed)
+    if resume:
+        try:
+            guard_resume(spec.out_dir, raw_spec)
+        except SpecError:
+            if as_written_before is None:
+                raise
+            guard_resume(spec.out_dir, as_written_before(raw_spec))  # a folder an earlier version started, or the same error
+    return spec, None
 
 
 def require_file(path: str | os.PathLike[str], what: str) -> Path:

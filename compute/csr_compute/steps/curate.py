@@ -23,8 +23,8 @@ from ..contract import Progress, atomic_write_json, atomic_write_text, log, writ
 from ..search.calibration import PATH_NORMS
 from ..search.pairs import PAIRINGS, choose_pair, complete_paths, control_pair, order_only, repeats_itself
 from ..config_bounds import check_section
-from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
-                     completed_manifest, from_dict, read_jsonl, require_file, resolve_image)
+from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str, from_dict,
+                     open_step, read_jsonl, require_file, resolve_image)
 
 STEP = "curate"
 DROP_REASONS = ("no_final_path", "identical", "min_gap", "order_only", "repeated_objects")
@@ -157,10 +157,8 @@ def curate(records: list[dict[str, Any]], spec: CurateSpec, progress: Progress) 
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
-    spec = from_dict(CurateSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec)
+    spec, done = open_step(CurateSpec, raw_spec, STEP, torch=False, resume=False)
     if done is not None:
-        log(f"curate: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
     records = read_jsonl(spec.scored, "scored file")
     ids = [str(r["id"]) for r in records]

@@ -23,8 +23,8 @@ from typing import Any
 
 from ..contract import Progress, SpecError, atomic_write_json, log, write_manifest
 from ..config_bounds import check_section
-from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str,
-                     completed_manifest, from_dict, heartbeat, read_jsonl, seed_everything)
+from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str, from_dict,
+                     heartbeat, open_step, read_jsonl)
 
 STEP = "dpo"
 LOSSES = ("sigmoid", "ipo", "hinge", "robust", "nll_only")
@@ -180,26 +180,17 @@ def _eval(trainer: Any, dataset: Any, progress: Progress, phase: str) -> dict[st
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
-    spec = from_dict(DpoSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec) or completed_manifest(spec.out_dir, _as_written_before(raw_spec))
+    spec, done = open_step(DpoSpec, raw_spec, STEP, as_written_before=_as_written_before)
     if done is not None:
-        log(f"dpo: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
     from peft import LoraConfig
     from trl import DPOConfig
 
-    from ..models import load_lvlm, set_threads_from_env
+    from ..models import load_lvlm
     from ..training.callbacks import MetricsFileCallback, ProgressCallback, truncate_metrics
     from ..training.checkpoints import last_complete_checkpoint
     from ..training.data import to_dataset, to_trl_records
-    from .common import guard_resume
 
-    set_threads_from_env()
-    seed_everything(spec.seed)
-    try:
-        guard_resume(spec.out_dir, raw_spec)
-    except SpecError:
-        guard_resume(spec.out_dir, _as_written_before(raw_spec))  # a folder an earlier run started, or the same error
     params = spec.params
     out = Path(spec.out_dir)
     records = to_trl_records(read_jsonl(spec.pairs, "pairs file"), spec.images_dir)

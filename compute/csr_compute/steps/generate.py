@@ -28,8 +28,8 @@ from ..search.shared_prefix import PrefixPool
 from ..search.tree import SentenceTree
 from ..config_bounds import check_section
 from .reward import RewardParams
-from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, completed_manifest, from_dict,
-                     guard_resume, heartbeat, require_file, resolve_image, seed_everything)
+from .common import (StepSpec, beat, check_choice, check_float, check_int, check_str, from_dict, heartbeat, open_step,
+                     require_file, resolve_image)
 
 STEP = "generate"
 PRUNE_BY = ("self_reward", "calibrated")
@@ -304,16 +304,11 @@ class TreeGrower:
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
-    spec = from_dict(GenerateSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec)
+    spec, done = open_step(GenerateSpec, raw_spec, STEP)
     if done is not None:
-        log(f"generate: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
-    from ..models import load_clip, load_lvlm, set_threads_from_env
+    from ..models import load_clip, load_lvlm
 
-    set_threads_from_env()
-    seed_everything(spec.seed)
-    guard_resume(spec.out_dir, raw_spec)
     prompts = load_prompts(spec)
     progress = Progress(STEP, total=len(prompts), unit="prompts")
     progress.start()

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import MissingInputError, Progress, log, write_manifest
-from .common import StepSpec, check_str, completed_manifest, from_dict, heartbeat, seed_everything
+from ..contract import MissingInputError, Progress, write_manifest
+from .common import StepSpec, check_str, heartbeat, open_step
 
 STEP = "merge"
 
@@ -28,19 +28,15 @@ class MergeSpec(StepSpec):
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
-    spec = from_dict(MergeSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec)
+    spec, done = open_step(MergeSpec, raw_spec, STEP, resume=False)
     if done is not None:
-        log(f"merge: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
     from peft import PeftModel
 
-    from ..models import load_lvlm, set_threads_from_env
+    from ..models import load_lvlm
 
     if not (Path(spec.adapter) / "adapter_config.json").is_file():
         raise MissingInputError(f"adapter folder {spec.adapter!r} has no adapter_config.json (not a PEFT adapter)")
-    set_threads_from_env()
-    seed_everything(spec.seed)
     progress = Progress(STEP, total=3, unit="phases")
     progress.start()
     target = Path(spec.out_dir) / "model"

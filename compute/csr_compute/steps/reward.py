@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import JsonlStore, Progress, SpecError, log, shard_slice, write_manifest
+from ..contract import JsonlStore, Progress, SpecError, shard_slice, write_manifest
 from ..search.calibration import CALIBRATIONS, calibrate_siblings
 from ..search.filters import drop_reason
 from ..config_bounds import check_section
-from .common import (StepSpec, check_choice, check_float, check_int, check_paths, check_str, completed_manifest,
-                     from_dict, guard_resume, heartbeat, read_jsonl, resolve_image, seed_everything)
+from .common import (StepSpec, check_choice, check_float, check_int, check_paths, check_str, from_dict, heartbeat,
+                     open_step, read_jsonl, resolve_image)
 
 STEP = "reward"
 
@@ -90,19 +90,14 @@ def score_tree(record: dict[str, Any], image: Any, scorer: Any, params: RewardPa
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
-    spec = from_dict(RewardSpec, raw_spec, "")
-    done = completed_manifest(spec.out_dir, raw_spec)
+    spec, done = open_step(RewardSpec, raw_spec, STEP)
     if done is not None:
-        log(f"reward: {spec.out_dir} is already complete for this spec; nothing to do")
         return done
     from PIL import Image
 
-    from ..models import load_clip, set_threads_from_env
+    from ..models import load_clip
     from ..search.clip_score import ClipScorer
 
-    set_threads_from_env()
-    seed_everything(spec.seed)
-    guard_resume(spec.out_dir, raw_spec)
     trees = shard_slice(read_jsonl(spec.trees, "trees file"), spec.shard["index"], spec.shard["count"])
     progress = Progress(STEP, total=len(trees), unit="trees")
     progress.start()
