@@ -55,8 +55,11 @@ export function groupStartedBy(leader: ProcessIdentity): boolean {
   return leader.boot === bootId();
 }
 
-/** Process state letter from /proc (R, S, D, Z, ...), or undefined when the pid does not exist or on other systems. */
-function procState(pid: number | string): { state: string; pgrp: number } | undefined {
+/**
+ * State letter (R, S, D, Z, ...), parent pid and process group of a process, from /proc; undefined when
+ * the pid does not exist or on other systems.
+ */
+export function procState(pid: number | string): { state: string; ppid: number; pgrp: number } | undefined {
   let stat: string;
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -65,7 +68,7 @@ function procState(pid: number | string): { state: string; pgrp: number } | unde
   }
   // The command name may contain spaces and parentheses; the fields after its closing ')' do not.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0] ?? '?', pgrp: Number(fields[2]) };
+  return { state: fields[0] ?? '?', ppid: Number(fields[1]), pgrp: Number(fields[2]) };
 }
 
 const hasProc = process.platform === 'linux' && fs.existsSync('/proc/self/stat');

@@ -12,6 +12,7 @@ import { csrEnv, type CsrEnv } from '../../src/env';
 import { stackDown, stackUp } from '../../app/stack/stack';
 import { freePort } from '../../app/stack/free-port';
 import { livePid } from '../../app/stack/process-group';
+import { procState } from '../../src/gpu/process-groups';
 import { temporalPidFile } from '../../app/stack/temporal-server';
 import { repoRoot } from './temporal-harness';
 
@@ -66,22 +67,9 @@ export async function startFaultStack(): Promise<FaultStack> {
   };
 }
 
-/** pid, parent pid, process group and state of a live process, from `/proc/<pid>/stat`. */
-function procStat(pid: number): { ppid: number; pgid: number; state: string } | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name is in parentheses and may hold spaces: the fields start after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0] ?? '', ppid: Number(fields[1]), pgid: Number(fields[2]) };
-}
-
 /** Is `pid` a running process (a zombie is not)? */
 export function running(pid: number): boolean {
-  const stat = procStat(pid);
+  const stat = procState(pid);
   return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
 }
 
@@ -90,7 +78,7 @@ export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = procStat(Number(entry));
+    const stat = procState(Number(entry));
     if (stat) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), Number(entry)]);
   }
   const tree = [root];
@@ -104,9 +92,9 @@ export function processTree(root: number): number[] {
  * Returns once none of them runs. This test process's own group is never signalled.
  */
 export async function killTree(root: number): Promise<{ pids: number[]; groups: number[] }> {
-  const own = procStat(process.pid)?.pgid;
+  const own = procState(process.pid)?.pgrp;
   const pids = processTree(root);
-  const groups = [...new Set(pids.map((pid) => procStat(pid)?.pgid).filter((g): g is number => g !== undefined && g !== own))];
+  const groups = [...new Set(pids.map((pid) => procState(pid)?.pgrp).filter((g): g is number => g !== undefined && g !== own))];
   for (const group of groups) {
     try {
       process.kill(-group, 'SIGKILL');
