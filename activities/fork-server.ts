@@ -37,6 +37,11 @@ export interface ForkServerOptions {
   logFile: string;
   /** Name in log lines and the socket's file name (`gpu-0`, `stand-in-1`). */
   name: string;
+  /**
+   * Import only what the steps without torch need (curate, plot: `--light`), for the CPU worker: a fraction of a
+   * second and of the memory. Any other step still runs, importing the rest in its child. @default false
+   */
+  light?: boolean;
   cwd?: string;
   /** Wait after the server died before starting it again. @default 1000 */
   restartDelayMs?: number;
@@ -141,6 +146,7 @@ export class ForkServer {
     // --room: blanks in the server's command line, which each forked step overwrites with its own
     // (`python -m csr_compute STEP --spec FILE`), so that ps, pgrep and /proc show the step, not the server.
     const args = ['-u', '-m', 'csr_compute.fork_server', '--socket', this.socketPath, '--room', ' '.repeat(4096)];
+    if (this.options.light) args.push('--light');
     const child = spawn(this.options.python, args, {
       cwd: this.options.cwd,
       env: this.options.env,

@@ -4,20 +4,22 @@
  * resilient tracker, so a retried activity never makes a second run and an MLflow outage never
  * fails a step (writes are spooled and delivered later, with a loud warning).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
 import { isHeadlineMetric, METRIC_PRIORITY, metricDirection } from '../src/shared/headline-metrics';
 import { runDescription } from '../src/shared/run-description';
-import type { IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
+import type { IterationEndTracking, IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
+import { runComputeProcess } from './compute-process';
 import { dpoCurvePoints } from './dpo-curves';
+import type { ForkServer } from './fork-server';
+import { specText } from './manifest';
 
-const execFileAsync = promisify(execFile);
+/** How long the plot step may take before it is killed (it draws a few small panels: about a second). */
+const PLOT_TIMEOUT_MS = 120_000;
 
 /** `{a: {b: 1}}` -> `{'a.b': '1'}`: MLflow params are flat strings. */
 export function flattenParams(value: unknown, prefix = ''): Record<string, string> {
@@ -119,7 +121,11 @@ export function plotPanels(history: Record<string, [number, number][]>, objectiv
   });
 }
 
-export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker) {
+/**
+ * The tracking activities. `forkServer`: the worker's warm compute process, which forks the plot step (else it is
+ * spawned as `python -m csr_compute plot`, like any step whose server is down).
+ */
+export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker, forkServer?: ForkServer) {
   const client = new MlflowClient({ trackingUri: env.mlflowUri });
   const resilient = tracker ?? new ResilientTracker({ client, spoolDir: path.join(env.home, 'spool', 'mlflow') });
 
@@ -129,19 +135,39 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
    */
   async function refreshPlot(parentRunId: string): Promise<void> {
     const run = await client.getRun(parentRunId);
-    const keys = Object.keys(run.data.metrics ?? {}).filter((k) => k.startsWith('eval/'));
-    if (keys.length === 0) return;
-    const history: Record<string, [number, number][]> = {};
-    for (const key of keys) history[key] = (await client.getMetricHistory(parentRunId, key)).map((m) => [m.step, m.value as number]);
     const params = run.data.params ?? {};
     const objective = params['evaluate.objective'];
     const direction = params['evaluate.objective_direction'] === 'maximize' ? 'maximize' : 'minimize';
+    // Only the histories a panel can show (the objective, headline metrics), fetched side by side.
+    const keys = Object.keys(run.data.metrics ?? {}).filter(
+      (k) => k.startsWith('eval/') && (k.slice('eval/'.length) === objective || isHeadlineMetric(k.slice('eval/'.length))),
+    );
+    if (keys.length === 0) return;
+    const histories = await Promise.all(keys.map((key) => client.getMetricHistory(parentRunId, key)));
+    const history = Object.fromEntries(
+      keys.map((key, i) => [key, histories[i]!.map((m): [number, number] => [m.step, m.value as number])]),
+    );
     const panels = plotPanels(history, objective, direction);
     if (panels.length === 0) return;
+    // Drawn by the compute package's `plot` step, through the worker's warm process (a fork, not an interpreter
+    // that imports matplotlib): the one way this side starts Python.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-plot-'));
     try {
-      fs.writeFileSync(path.join(dir, 'panels.json'), JSON.stringify({ title: run.info.runName ?? '', panels }));
-      await execFileAsync(env.python, ['-m', 'csr_compute.plots', '--input', path.join(dir, 'panels.json'), '--output', path.join(dir, 'eval_metrics.png')]);
+      const specFile = path.join(dir, 'spec.json');
+      fs.writeFileSync(specFile, specText({ out_dir: dir, title: run.info.runName ?? '', panels }));
+      const drawn = await runComputeProcess({
+        python: env.python,
+        step: 'plot',
+        specFile,
+        logFile: path.join(dir, 'plot.log'),
+        // The CPU worker's steps' environment (its fork server's, so the request is served).
+        env: { ...process.env, CUDA_VISIBLE_DEVICES: '', PYTHONUNBUFFERED: '1' },
+        signal: AbortSignal.timeout(PLOT_TIMEOUT_MS),
+        forkServer,
+      });
+      if (drawn.code !== 0) {
+        throw new Error(`plot step ended with ${drawn.signal ?? `code ${drawn.code}`}: ${drawn.errorMessage ?? drawn.stderrTail?.trim()}`);
+      }
       await resilient.logArtifact(parentRunId, path.join(dir, 'eval_metrics.png'), 'plots/eval_metrics.png');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -195,20 +221,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
      * one JSON artifact (one-point charts help nobody), a sample of preference pairs and the evaluation
      * reports; and the refreshed headline plot.
      */
-    async trackIterationEnd(input: {
-      tracking: TrackingRefs;
-      iterationRunId?: string;
-      iteration: number;
-      metrics: Record<string, number>;
-      stats: Record<string, number>;
-      curateDir?: string;
-      /** The iteration's DPO folder: its curves (metrics.jsonl) are delivered here; the step itself never talks to MLflow. */
-      dpoDir?: string;
-      evaluateDirs: string[];
-      artifactRoot: string;
-      /** Milliseconds since the epoch, fixed by the workflow: a retried activity logs identical points, which MLflow keeps once. */
-      timestamp: number;
-    }): Promise<void> {
+    async trackIterationEnd(input: IterationEndTracking): Promise<void> {
       const parent = input.tracking.parentRunId ?? parentSpec(input.tracking);
       const child = input.iterationRunId ?? iterationSpec(input.tracking, input.iteration);
       const step = input.iteration;
@@ -250,7 +263,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
         try {
           await refreshPlot(input.tracking.parentRunId);
         } catch (error) {
-          console.warn(`[mlflow] eval plot not refreshed (MLflow unreachable?): ${(error as Error).message}`);
+          console.warn(`[mlflow] eval plot not refreshed: ${(error as Error).message}`);
         }
       }
     },

@@ -2,14 +2,16 @@
  * The worker's warm compute process (activities/fork-server.ts) under the compute-step activity, in the SDK's
  * MockActivityEnvironment with real Python: a step is forked by the server into its own group, cancellation
  * and a killed server both leave nothing running, a killed server comes back and serves the retry, and a
- * server that is down or refuses a step's environment means a plain spawn.
+ * server that is down or refuses a step's environment means a plain spawn; the CPU worker's light server (no
+ * torch) forks the headline plot that the tracking activities draw.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ForkServer, type StepHeartbeat, type StepResult, createRunComputeStep } from '../activities';
+import { ForkServer, type StepHeartbeat, type StepResult, createRunComputeStep, runComputeProcess } from '../activities';
+import { specText } from '../activities/manifest';
 import { processRunning } from '../src/gpu/process-groups';
 import { eventually, tempDir, venvPython } from './helpers/temporal-harness';
 
@@ -17,8 +19,9 @@ const test = anyTest as TestFn<{ server: ForkServer; dir: string }>;
 
 const workerEnv = { CSR_TORCH_THREADS: '1' };
 
-function newServer(dir: string, name = 'test'): ForkServer {
+function newServer(dir: string, name = 'test', light = false): ForkServer {
   return new ForkServer({
+    light,
     python: venvPython,
     env: { ...process.env, ...workerEnv, CUDA_VISIBLE_DEVICES: '', PYTHONUNBUFFERED: '1' },
     logFile: path.join(dir, `${name}.log`),
@@ -149,5 +152,31 @@ test.serial('without a ready server (stopped, or switched off) steps are spawned
     const { running, leader } = await startProbe(server, 0.5, dir);
     t.is(procStat(leader).ppid, process.pid);
     await running;
+  }
+});
+
+test.serial("the CPU worker's light server imports no torch and forks the plot step", async (t) => {
+  const dir = tempDir('csr-fork-test-');
+  const light = newServer(dir, 'light', true);
+  try {
+    t.true(await light.whenReady(60_000), 'the light server got ready');
+    t.false(fs.readFileSync(`/proc/${light.pid}/maps`, 'utf8').includes('libtorch'), 'no torch in a light server');
+    const out = path.join(dir, 'plot');
+    fs.mkdirSync(out);
+    const panel = { key: 'eval/toy_chair/CHAIR_I', title: 'toy_chair/CHAIR_I', direction: 'minimize', objective: true, points: [[0, 0.3], [1, 0.2]] };
+    fs.writeFileSync(path.join(out, 'spec.json'), specText({ out_dir: out, title: 'run', panels: [panel] }));
+    const drawn = await runComputeProcess({
+      python: venvPython,
+      step: 'plot',
+      specFile: path.join(out, 'spec.json'),
+      logFile: path.join(out, 'plot.log'),
+      env: { ...process.env, CUDA_VISIBLE_DEVICES: '', PYTHONUNBUFFERED: '1' },
+      forkServer: light,
+    });
+    t.is(drawn.code, 0, drawn.stderrTail);
+    t.is(drawn.via, 'fork-server');
+    t.true(fs.statSync(path.join(out, 'eval_metrics.png')).size > 0);
+  } finally {
+    await light.stop();
   }
 });

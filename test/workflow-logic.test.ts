@@ -3,10 +3,13 @@
  * test activities standing in for compute (each answers at once): whether an iteration improved (the
  * gate, either direction), `stop_when_worse`, pause and resume between steps, and where each step runs
  * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue), and the tracking
- * lane (MLflow calls in order, off the compute steps' path; a failed one still fails the run). Seconds, not
- * the minutes of test/slow/workflows.test.ts.
+ * lane (MLflow calls in order, off the compute steps' path; a failed one still fails the run; an iteration's
+ * record carried onto the next iteration's lane). Seconds, not the minutes of test/slow/workflows.test.ts.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as proto from '@temporalio/proto';
+import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 import anyTest, { type TestFn } from 'ava';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
@@ -206,7 +209,11 @@ test.serial('pause holds the iteration before its next step (the step in flight 
 });
 
 /** Stand-in tracking activities that log each call (in order) to `calls`. */
-function trackingStandIns(calls: string[], onIterationStart: (iteration: number) => Promise<void>) {
+function trackingStandIns(
+  calls: string[],
+  onIterationStart: (iteration: number) => Promise<void>,
+  onIterationEnd: (iteration: number) => Promise<void> = async () => undefined,
+) {
   return {
     trackRunStart: async (input: { runKey: string }) => {
       calls.push('run start');
@@ -217,8 +224,10 @@ function trackingStandIns(calls: string[], onIterationStart: (iteration: number)
       calls.push(`iteration ${input.iteration} start`);
       return { key: `k${input.iteration}`, runId: `run-${input.iteration}` };
     },
-    trackIterationEnd: async (input: { iteration: number; iterationRunId?: string }) =>
-      void calls.push(`iteration ${input.iteration} end (${input.iterationRunId})`),
+    trackIterationEnd: async (input: { iteration: number; iterationRunId?: string }) => {
+      await onIterationEnd(input.iteration);
+      calls.push(`iteration ${input.iteration} end (${input.iterationRunId})`);
+    },
     trackRunEnd: async (input: { status: string }) => void calls.push(`run end ${input.status}`),
   };
 }
@@ -299,3 +308,61 @@ test.serial('tracking lane: a failed tracking call still fails the iteration and
   t.deepEqual(calls, ['run start', 'iteration 0 start', 'iteration 0 end (run-0)', 'run end FAILED'], JSON.stringify(staged.launches));
   t.false(staged.launches.some((l) => l.iteration === 1 && l.step === 'reward'), 'no step after the failed call started');
 });
+
+test.serial('tracking carry: the next iteration computes while the previous one is logged; the run ends after the last one is', async (t) => {
+  const calls: string[] = [];
+  let launches: Launch[] = [];
+  let sawNextStep = false;
+  // Iteration 0's record answers only once a compute step of iteration 1 has started (or after 20 s): a run
+  // that waited for it before starting iteration 1 would hold that step back that long.
+  const slowEnd = async (iteration: number) => {
+    if (iteration !== 0) return;
+    const deadline = Date.now() + 20_000;
+    while (!launches.some((l) => l.iteration === 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    sawNextStep = launches.some((l) => l.iteration === 1);
+  };
+  const staged = await stage(t.context.env, [20, 18], undefined, trackingStandIns(calls, async () => undefined, slowEnd));
+  launches = staged.launches;
+  const started = Date.now();
+  const history = await polling(staged.workers, () => staged.run(runInput('tracking-carry', (config) => (config.iterations = 1))));
+  t.true(sawNextStep, "iteration 1 started computing while iteration 0's record was still being written");
+  t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
+  t.deepEqual(calls, [
+    'run start',
+    'iteration 0 start',
+    'iteration 0 end (run-0)',
+    'iteration 1 start',
+    'iteration 1 end (run-1)',
+    'run end FINISHED',
+  ]);
+  t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1']);
+  t.false(history.some((h) => 'trackingEnd' in h), 'the carried record stays out of the run history');
+
+  // What this code records replays against it; CSR_RECORD_HISTORIES=DIR also writes it there (replay fixtures).
+  const client = t.context.env.client;
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
+  const iteration0 = await client.workflow.getHandle('tracking-carry/iter-0').fetchHistory();
+  const firstRunId = iteration0.events?.[0]?.workflowExecutionStartedEventAttributes?.parentWorkflowExecution?.runId ?? undefined;
+  t.truthy(firstRunId);
+  const recorded = [
+    { file: 'csr-run-tracking-carry.json', workflowId: 'tracking-carry', history: await client.workflow.getHandle('tracking-carry', firstRunId).fetchHistory() },
+    { file: 'csr-run-tracking-carry-end.json', workflowId: 'tracking-carry', history: await client.workflow.getHandle('tracking-carry').fetchHistory() },
+    { file: 'csr-iteration-tracking-carry.json', workflowId: 'tracking-carry/iter-1', history: await client.workflow.getHandle('tracking-carry/iter-1').fetchHistory() },
+  ];
+  for (const { file, workflowId, history: events } of recorded) {
+    await t.notThrowsAsync(Worker.runReplayHistory({ workflowBundle }, events, workflowId), workflowId);
+    if (process.env.CSR_RECORD_HISTORIES) writeHistory(path.join(process.env.CSR_RECORD_HISTORIES, file), events);
+  }
+});
+
+/** Write a history as `temporal workflow show --output json` does (what test/workflow-replay.test.ts reads). */
+function writeHistory(file: string, history: proto.temporal.api.history.v1.IHistory): void {
+  const protoDir = path.dirname(require.resolve('@temporalio/proto/package.json'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { toJson } = require(require.resolve('protobufjs/ext/protojson', { paths: [protoDir] })) as {
+    toJson: (type: unknown, message: unknown) => unknown;
+  };
+  // The proto package's own protobufjs types (as the replay test's loadHistory uses them for reading).
+  const type = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType('temporal.api.history.v1.History');
+  fs.writeFileSync(file, `${JSON.stringify(toJson(type, history), null, 2)}\n`);
+}

@@ -5,7 +5,8 @@
  * expects fails here; guard such a change with `patched('<change id>')` from @temporalio/workflow, so
  * runs started before it replay the old branch, and record a new history once the old runs are gone.
  * The `*-tracking-lane` histories hold the current branch of patch 'tracking-lane' (workflows/tracking-lane.ts),
- * recorded from test/workflow-logic.test.ts's stand-in run (workflow-ids.json says which).
+ * recorded from test/workflow-logic.test.ts's stand-in run (workflow-ids.json says which); the `*-tracking-carry`
+ * ones the current branch of patch 'tracking-carry', from its 'tracking carry' test (CSR_RECORD_HISTORIES=DIR writes them).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

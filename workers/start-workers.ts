@@ -107,12 +107,12 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
     return leases;
   };
   const closeLeases = () => leaseTables.forEach((leases) => leases.close());
-  // One warm compute process per compute worker, started now so its imports overlap the probes and the
-  // connection; until it is ready (and whenever it is down) the worker spawns its steps. The CPU worker's
-  // one step (curate) imports no torch: it starts in a fraction of a second and gets none.
+  // One warm compute process per worker, started now so its imports overlap the probes and the connection;
+  // until it is ready (and whenever it is down) the worker spawns its steps. The CPU worker's is light (no
+  // torch): its steps (curate, and the headline plot its tracking activities draw) import none.
   const forkServers = new Map<string, ForkServer>();
   if (options.forkServer) {
-    for (const plan of plans.filter((p) => !p.runsWorkflows)) {
+    for (const plan of plans) {
       forkServers.set(
         plan.name,
         new ForkServer({
@@ -121,12 +121,15 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
           env: { ...process.env, ...plan.workerEnv, CUDA_VISIBLE_DEVICES: plan.gpus.join(','), PYTHONUNBUFFERED: '1' },
           logFile: path.join(env.logDir, `fork-server-${options.hostId}-${plan.name}.log`),
           name: plan.name,
+          light: plan.runsWorkflows,
           log,
         }),
       );
     }
   }
   const stopForkServers = () => Promise.all([...forkServers.values()].map((server) => server.stop()));
+  const lightActivities = (forkServer: ForkServer | undefined) =>
+    typeof options.lightActivities === 'function' ? options.lightActivities({ forkServer }) : options.lightActivities;
 
   try {
     // Before taking any task: a previous worker that died may have left a step running on our GPUs.
@@ -202,7 +205,7 @@ export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWor
           identity,
           taskQueue: plan.taskQueue,
           ...(plan.runsWorkflows
-            ? { workflowsPath: options.workflowsPath, activities: { ...activities, ...options.lightActivities } }
+            ? { workflowsPath: options.workflowsPath, activities: { ...activities, ...lightActivities(forkServers.get(plan.name)) } }
             : { activities }),
           maxConcurrentActivityTaskExecutions: plan.slots,
         });

@@ -7,9 +7,15 @@ import * as path from 'node:path';
 import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import { type CsrEnv, csrEnv, repoRoot } from '../src/env';
 import { temporalConnectionOptions } from '../src/client/temporal-auth';
+import type { ForkServer } from '../activities/fork-server';
 
 /** A kind of worker: `cpu` runs workflows and light activities, `gpu` one worker per GPU, `host` multi-GPU steps. */
 export type WorkerKind = 'cpu' | 'gpu' | 'host';
+
+type ActivityMap = Record<string, (...args: never[]) => Promise<unknown>>;
+
+/** The CPU worker's light activities, or how to build them around its fork server (undefined when switched off). */
+export type LightActivitiesOption = ActivityMap | ((deps: { forkServer?: ForkServer }) => ActivityMap);
 
 /** Options of `startWorkers`. */
 export interface StartWorkersOptions {
@@ -41,8 +47,11 @@ export interface StartWorkersOptions {
   namespace?: string;
   /** Workflow code the CPU worker registers. @default require.resolve('<repo>/workflows') */
   workflowsPath?: string;
-  /** Light activities the CPU worker registers besides the compute-step activity. @default {} */
-  lightActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
+  /**
+   * Light activities the CPU worker registers besides the compute-step activity, or a function that builds them
+   * around the CPU worker's (light) fork server, which they launch Python steps through (the headline plot). @default {}
+   */
+  lightActivities?: LightActivitiesOption;
   /** Concurrent activities of the CPU worker. @default 2 */
   cpuActivitySlots?: number;
   /** Torch threads of each stand-in. @default max(1, floor(cores / standIns)) */
@@ -89,7 +98,7 @@ export interface CompiledWorkersOptions {
   connectionOptions: NativeConnectionOptions;
   namespace: string;
   workflowsPath?: string;
-  lightActivities: Record<string, (...args: never[]) => Promise<unknown>>;
+  lightActivities: LightActivitiesOption;
   cpuActivitySlots: number;
   torchThreads: number;
   heartbeatEveryMs: number;

@@ -7,16 +7,34 @@
  * returns a small manifest summary. The plan (the phases, their order, which spec each step gets and
  * where it runs) is pure functions of the config, so `csr resume --dry-run` lists the same steps.
  * MLflow tracking (trackIterationStart, trackIterationEnd) runs on a tracking lane (tracking-lane.ts): in
- * order, off the steps' path, drained before the iteration returns.
+ * order, off the steps' path, drained before the iteration returns. When the run asks (patch 'tracking-carry'),
+ * the iteration hands its trackIterationEnd back instead of waiting for it, and runs the previous iteration's
+ * first on its own lane.
  */
-import { type ActivityInterfaceFor, condition, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  type ActivityInterfaceFor,
+  CancellationScope,
+  condition,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
-import type { CsrIterationInput, IterationStatus, IterationSummary, IterationTracking, StepSummary } from '../src/shared/run-types';
+import type {
+  CsrIterationInput,
+  IterationEndTracking,
+  IterationResult,
+  IterationStatus,
+  IterationSummary,
+  IterationTracking,
+  StepSummary,
+} from '../src/shared/run-types';
 import { improvedObjective, iterationPhases, mergedModel, promptSampleInput, type PlannedStep } from '../src/shared/plan';
 import { computeActivityOptions, lightActivityOptions, stepTimers } from './activity-options';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
-import { TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
+import { TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
 
 type Activities = ActivityInterfaceFor<WorkflowActivities>;
 
@@ -25,8 +43,8 @@ export function activitySummary(iteration: number, step: string, label?: string)
   return [`iter ${iteration}`, step, ...(label && label !== step ? [label] : [])].join(' · ');
 }
 
-/** Run one iteration; returns its summary for the run workflow's history. */
-export async function csrIteration(input: CsrIterationInput): Promise<IterationSummary> {
+/** Run one iteration; returns its summary for the run workflow's history (and, when asked, its MLflow logging still to do). */
+export async function csrIteration(input: CsrIterationInput): Promise<IterationResult> {
   const { config, paths, iteration } = input;
   const gpu = proxyActivities<WorkflowActivities>(computeActivityOptions(config, GPU_QUEUE));
   const cpuCompute = proxyActivities<WorkflowActivities>(computeActivityOptions(config, CPU_QUEUE));
@@ -35,6 +53,8 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   // New runs put MLflow tracking on a lane that compute steps do not wait for (see tracking-lane.ts);
   // iterations started before replay the branch that awaits each tracking call in place.
   const lane = patched(TRACKING_LANE_PATCH) ? new TrackingLane() : undefined;
+  // Only a run that will carry the end on asks for it; iterations started before (no such input) replay as before.
+  const handsBack = lane !== undefined && input.handBackTracking === true && patched(TRACKING_CARRY_PATCH);
 
   const steps: StepSummary[] = [];
   let currentStep: string | undefined;
@@ -91,6 +111,12 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
   };
 
   const runTracking = input.tracking;
+  const carried = input.carriedTracking;
+  if (lane && carried) {
+    // The previous iteration's record goes first, so MLflow sees the calls in the same order as before. The
+    // iteration it belongs to has finished: a cancellation of this one does not stop its record half-way.
+    void lane.add(() => CancellationScope.nonCancellable(() => light.trackIterationEnd(carried)));
+  }
   const startTracking = (refs: NonNullable<typeof runTracking>) =>
     light.trackIterationStart({ tracking: refs, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId });
   // On the lane no step needs the iteration's MLflow run before trackIterationEnd (behind it on the lane)
@@ -136,29 +162,32 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationS
     const objective = config.evaluate.objective;
     const current = objective === undefined ? undefined : metrics[objective];
     const improved = improvedObjective(config, current, input.previousObjective);
-    const endTracking = async (refs: NonNullable<typeof runTracking>) =>
-      light.trackIterationEnd({
-        tracking: refs,
-        iterationRunId: (await tracking)?.runId,
-        iteration,
-        metrics,
-        stats,
-        curateDir,
-        dpoDir,
-        evaluateDirs: evaluations.map((e) => e.spec.out_dir),
-        artifactRoot: paths.artifactRoot,
-        timestamp: Date.now(),
-      });
-    if (runTracking && lane) {
-      void lane.add(() => endTracking(runTracking));
-      // The iteration ends with its tracking: a failed call fails it, as when each was awaited in place.
-      await lane.drain();
+    const endInput = async (refs: NonNullable<typeof runTracking>): Promise<IterationEndTracking> => ({
+      tracking: refs,
+      iterationRunId: (await tracking)?.runId,
+      iteration,
+      metrics,
+      stats,
+      curateDir,
+      dpoDir,
+      evaluateDirs: evaluations.map((e) => e.spec.out_dir),
+      artifactRoot: paths.artifactRoot,
+      timestamp: Date.now(),
+    });
+    let trackingEnd: IterationEndTracking | undefined;
+    if (runTracking && handsBack) {
+      // Built now (its timestamp is this iteration's end); the run runs it once this iteration has returned.
+      trackingEnd = await endInput(runTracking);
+    } else if (runTracking && lane) {
+      void lane.add(async () => light.trackIterationEnd(await endInput(runTracking)));
     } else if (runTracking) {
-      await endTracking(runTracking);
+      await light.trackIterationEnd(await endInput(runTracking));
     }
+    // The iteration ends with the calls on its lane: a failed one fails it, as when each was awaited in place.
+    await lane?.drain();
     const summary: IterationSummary = { iteration, model, metrics, stats, steps, improved, mlflowRunId: (await tracking)?.runId };
     currentStep = 'done';
-    return summary;
+    return trackingEnd ? { ...summary, trackingEnd } : summary;
   } catch (error) {
     // Failing for another reason: no tracking write is left in flight; the step's error is the one reported.
     await lane?.settle();

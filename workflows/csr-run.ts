@@ -28,7 +28,7 @@ import { csrIteration } from './csr-iteration';
 import { safeKeyFrom } from '../src/shared/safe-path';
 import { patchedOverrides, validRunInput } from './validate-input';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsUpdate } from './messages';
-import { TRACKING_LANE_PATCH } from './tracking-lane';
+import { TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH } from './tracking-lane';
 
 /** The Temporal UI's line for an iteration's workflow: `iteration 2 of 3 · toy-csr` (0 = the starting model). */
 export function iterationSummaryText(iteration: number, iterations: number, configName: string): string {
@@ -85,6 +85,17 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     upsertSearchAttributes(runSearchAttributes(state.config.name, state.history[state.history.length - 1], state.config.evaluate.objective));
   };
   publishSearchAttributes();
+
+  /**
+   * Log the last finished iteration, whose record no later iteration carried (patch 'tracking-carry'), even while
+   * the run is being cancelled: that iteration has finished.
+   */
+  const trackPending = async () => {
+    const pending = state.pendingTracking;
+    if (!pending) return;
+    await CancellationScope.nonCancellable(() => light.trackIterationEnd(pending));
+    state.pendingTracking = undefined;
+  };
 
   /** Close the MLflow parent run, even while the run is being cancelled. */
   const endTracking = (status: 'FINISHED' | 'FAILED' | 'KILLED') => {
@@ -145,7 +156,11 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     const previous = state.history[state.history.length - 1];
     const objective = state.config.evaluate.objective;
     currentChildId = `${workflowInfo().workflowId}/iter-${iteration}`;
-    const summary = await executeChild(csrIteration, {
+    // The child runs the previous iteration's MLflow record first on its lane and hands its own back, which
+    // the next one (or this run, at its end) carries on; runs started before let each child wait for its own.
+    const carry = patched(TRACKING_CARRY_PATCH) ? { carriedTracking: state.pendingTracking, handBackTracking: true } : {};
+    state.pendingTracking = undefined; // the child's now
+    const { trackingEnd, ...summary } = await executeChild(csrIteration, {
       workflowId: currentChildId,
       // What the Temporal UI lists for the child, rather than its id alone.
       staticSummary: iterationSummaryText(iteration, iterations(), state.config.name),
@@ -160,9 +175,11 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
           model: iterationStartModel(paths, iteration),
           previousObjective: objective && previous ? previous.metrics[objective] : undefined,
           parentWorkflowId: workflowInfo().workflowId,
+          ...carry,
         },
       ],
     });
+    state.pendingTracking = trackingEnd;
     state.history.push(summary);
     state.nextIteration = iteration + 1;
     publishSearchAttributes();
@@ -186,11 +203,21 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   } catch (error) {
     if (error instanceof ContinueAsNew) throw error;
     phase = isCancellation(error) ? 'stopped' : 'failed';
+    // The run fails for its own reason: a failure to log its last finished iteration is not the one to report.
+    await trackPending().catch(() => undefined);
     await endTracking(isCancellation(error) ? 'KILLED' : 'FAILED');
     throw error;
   }
   if (state.history.length === 0) throw ApplicationFailure.nonRetryable('the run had no iteration to do', 'EmptyRun');
   if (phase !== 'stopped') phase = 'done';
+  try {
+    // The last iteration's record: nothing else waits for it, but the run ends only once it is in MLflow.
+    await trackPending();
+  } catch (error) {
+    phase = 'failed';
+    await endTracking('FAILED');
+    throw error;
+  }
   await endTracking('FINISHED');
   return state.history;
 }

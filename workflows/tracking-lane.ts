@@ -11,6 +11,13 @@
 /** Workflows started before the lane awaited each tracking call in place; they replay that branch. */
 export const TRACKING_LANE_PATCH = 'tracking-lane';
 
+/**
+ * An iteration's `trackIterationEnd` is carried onto the next iteration's lane (the run hands it over), so the next
+ * iteration starts without waiting for it; the run awaits the last one before it ends. Runs started before drain
+ * each iteration's lane, end included, before the iteration returns; they replay that branch.
+ */
+export const TRACKING_CARRY_PATCH = 'tracking-carry';
+
 /** A chain of tracking calls that compute steps do not wait for. */
 export class TrackingLane {
   private tail: Promise<void> = Promise.resolve();

@@ -18,7 +18,8 @@ export async function workerCommand(options: { cpu?: boolean; gpus?: string; sta
     gpus: options.gpus ? options.gpus.split(',').map((id) => id.trim()).filter(Boolean) : [],
     standIns: options.standIns,
     env,
-    lightActivities: options.cpu ? createLightActivities(env) : {},
+    // Built around the CPU worker's fork server, which draws the headline plot.
+    lightActivities: options.cpu ? (deps) => createLightActivities(env, deps) : {},
   });
   console.log(`workers ready (${running.workers.map((w) => w.name).join(', ')}); stop with Ctrl-C`);
   await running.done;

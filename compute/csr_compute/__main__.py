@@ -22,7 +22,7 @@ from .spec_file import read_spec
 from .step_lock import StepFolderBusy, acquire_step_lock
 
 # Steps that never touch torch; every other step imports it before its clock starts (start-up, not compute).
-WITHOUT_TORCH = {"curate"}
+WITHOUT_TORCH = {"curate", "plot"}
 
 # step name -> "module:function"; each function takes the parsed spec dict and returns its manifest.
 STEPS: dict[str, str] = {
@@ -34,6 +34,7 @@ STEPS: dict[str, str] = {
     "evaluate": "csr_compute.evaluation.run:run",
     "toyworld-build": "csr_compute.toyworld.build:run",
     "probe": "csr_compute.probe:run",
+    "plot": "csr_compute.plots:run",
 }
 
 

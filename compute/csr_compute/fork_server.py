@@ -1,6 +1,6 @@
 """A warm compute process per worker: imports once, forks one child per step.
 
-    python -m csr_compute.fork_server --socket PATH
+    python -m csr_compute.fork_server --socket PATH [--light]
 
 Why: a step started as ``python -m csr_compute STEP`` spends seconds before its first useful instruction
 (interpreter, torch ~1 s, transformers' model classes ~2-4 s, trl); on the toy run that was more than the
@@ -34,6 +34,10 @@ The server reaps its children and writes each one's end on that child's connecti
 It never runs torch code itself (no thread pool, no CUDA context to inherit) and stays single-threaded, so a
 fork copies no lock held by another thread. It exits when its parent (the worker) goes away, on SIGTERM, and
 removes its socket. Serving one request at a time is enough: a fork takes milliseconds.
+
+``--light`` (the CPU worker's server): imports only what the steps without torch need (``WITHOUT_TORCH``:
+curate, and the run's headline plot with matplotlib), a fraction of a second and of the memory; any other
+step it is sent still runs, importing the rest in its child.
 """
 
 from __future__ import annotations
@@ -64,10 +68,22 @@ HANDLED_SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 MAX_REQUEST_BYTES = 1 << 20
 
 
-def warm_up() -> float:
-    """Import what every step imports (torch, the model classes, each step module); returns the seconds it took."""
+def warm_up(light: bool = False) -> float:
+    """Import what every step imports (torch, the model classes, each step module); returns the seconds it took.
+
+    ``light``: only the modules of the steps that never touch torch, and matplotlib (the plot step's).
+    """
     started = time.monotonic()
-    from .__main__ import STEPS
+    from .__main__ import STEPS, WITHOUT_TORCH
+
+    if light:
+        for name in WITHOUT_TORCH:
+            importlib.import_module(STEPS[name].split(":")[0])
+        import matplotlib
+
+        matplotlib.use("Agg")  # what the plot step selects; no display here
+        import matplotlib.pyplot  # noqa: F401
+        return time.monotonic() - started
 
     import torch  # noqa: F401
     import transformers
@@ -389,17 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="path of the Unix socket to serve (in a private folder)")
     parser.add_argument("--room", default="", help="blanks that keep room in this command line for a forked step "
                         "to show its own there (show_as)")
+    parser.add_argument("--light", action="store_true", help="import only what the steps without torch need "
+                        "(curate, plot): the CPU worker's server")
     args = parser.parse_args(argv)
     env_before_imports = dict(os.environ)
     # Should an import ask torch whether CUDA is there, NVML answers: the CUDA driver stays uninitialised here,
     # so that each child initialises it for its own CUDA_VISIBLE_DEVICES (a driver initialised before fork
     # cannot be used in the child).
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
-    warm_s = warm_up()
+    warm_s = warm_up(args.light)
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-    torch = sys.modules["torch"]
+    torch = sys.modules.get("torch")  # not imported by a light server
     why = None
-    if torch.cuda.is_initialized() or cuda_driver_loaded():
+    if (torch is not None and torch.cuda.is_initialized()) or cuda_driver_loaded():
         why = "the CUDA driver was initialised"
     elif threading.active_count() > 1:
         why = f"{threading.active_count()} threads run"
@@ -432,7 +450,7 @@ class ForkServerProcess:
     """A fork server started as a child of this process (one per simulated worker), with a blocking client."""
 
     def __init__(self, env: dict[str, str] | None = None, python: str = sys.executable, log_file: str | None = None,
-                 timeout_s: float = 300.0):
+                 timeout_s: float = 300.0, light: bool = False):
         import subprocess
         import tempfile
 
@@ -441,7 +459,7 @@ class ForkServerProcess:
         self.env = dict(os.environ if env is None else env)
         stderr = open(log_file, "a") if log_file else subprocess.DEVNULL
         self.process = subprocess.Popen([python, "-u", "-m", "csr_compute.fork_server", "--socket", self.socket,
-                                         "--room", " " * ROOM],
+                                         "--room", " " * ROOM, *(["--light"] if light else [])],
                                         stdout=subprocess.PIPE, stderr=stderr, env=self.env, start_new_session=True)
         if log_file:
             stderr.close()  # type: ignore[union-attr]

@@ -85,6 +85,31 @@ export interface IterationSummary {
   mlflowRunId?: string;
 }
 
+/**
+ * What `trackIterationEnd` logs of one finished iteration (its input), fixed by the iteration's workflow. Under
+ * patch 'tracking-carry' the iteration hands it back and the run carries it onto the next iteration's tracking lane.
+ */
+export interface IterationEndTracking {
+  tracking: TrackingRefs;
+  iterationRunId?: string;
+  iteration: number;
+  metrics: Record<string, number>;
+  stats: Record<string, number>;
+  curateDir?: string;
+  /** The iteration's DPO folder: its curves (metrics.jsonl) are delivered here; the step itself never talks to MLflow. */
+  dpoDir?: string;
+  evaluateDirs: string[];
+  artifactRoot: string;
+  /** Milliseconds since the epoch, fixed by the workflow: a retried activity logs identical points, which MLflow keeps once. */
+  timestamp: number;
+}
+
+/** What an iteration's workflow returns: its summary and, when the run asked for it, its MLflow logging still to do. */
+export interface IterationResult extends IterationSummary {
+  /** This iteration's `trackIterationEnd`, not yet run: the run carries it on (`CsrIterationInput.handBackTracking`). */
+  trackingEnd?: IterationEndTracking;
+}
+
 /** Input of the run workflow; also its continue-as-new state. */
 export interface CsrRunInput {
   config: CsrConfig;
@@ -112,6 +137,11 @@ export interface CsrRunInput {
   sweep?: SweepRef;
   /** The server has the CSR search attributes registered: the run upserts them (config, iteration, objective). */
   searchAttributes?: boolean;
+  /**
+   * The last finished iteration's MLflow logging, not yet done (patch 'tracking-carry'): the next iteration runs
+   * it first on its tracking lane, or the run itself before it ends.
+   */
+  pendingTracking?: IterationEndTracking;
 }
 
 /** The config sections a running run may change, from its next iteration on. */
@@ -139,6 +169,13 @@ export interface CsrIterationInput {
   /** Objective value of the previous iteration, for the gate. */
   previousObjective?: number;
   parentWorkflowId: string;
+  /** The previous iteration's `trackIterationEnd` (patch 'tracking-carry'): the first call on this iteration's tracking lane. */
+  carriedTracking?: IterationEndTracking;
+  /**
+   * Return this iteration's `trackIterationEnd` in the result (`trackingEnd`) instead of waiting for it: the run
+   * carries it on, so the next iteration starts at once (patch 'tracking-carry').
+   */
+  handBackTracking?: boolean;
 }
 
 /** What the run workflow's status query returns. */
