@@ -226,46 +226,58 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       const child = input.iterationRunId ?? iterationSpec(input.tracking, input.iteration);
       const step = input.iteration;
       const timestamp = input.timestamp;
-      await resilient.logBatch(parent, {
-        metrics: [
-          ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
-          ...parentTrendPoints(input.stats, step, timestamp),
-        ],
-      });
-      await resilient.logBatch(child, { params: { iteration: input.iteration, artifact_root: input.artifactRoot } });
-      const statsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-stats-'));
-      try {
-        const file = path.join(statsDir, 'iteration_stats.json');
-        const eval_ = Object.fromEntries(Object.entries(input.metrics).map(([key, value]) => [`eval/${key}`, value]));
-        fs.writeFileSync(file, `${JSON.stringify({ iteration: input.iteration, ...input.stats, ...eval_ }, null, 2)}\n`);
-        await resilient.logArtifact(child, file, 'iteration_stats.json');
-      } finally {
-        fs.rmSync(statsDir, { recursive: true, force: true });
-      }
-      if (input.dpoDir) {
-        const curves = dpoCurvePoints(input.dpoDir);
-        if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
-      }
-      if (input.curateDir) {
-        // The curate step cut the sample (`curate.sample_size` pairs) and listed it in its manifest.
-        const sample = path.join(input.curateDir, 'pairs_sample.jsonl');
-        if (fs.existsSync(sample)) await resilient.logArtifact(child, sample, 'preference_pairs_sample.jsonl');
-        const stats = path.join(input.curateDir, 'stats.json');
-        if (fs.existsSync(stats)) await resilient.logArtifact(child, stats, 'curation_stats.json');
-      }
-      for (const dir of input.evaluateDirs) {
-        const report = path.join(dir, 'metrics.json');
-        if (fs.existsSync(report)) await resilient.logArtifact(child, report, `evaluation/${path.basename(dir)}.json`);
-      }
-      await resilient.setTerminated(child, 'FINISHED');
-      await resilient.flush();
-      if (input.tracking.parentRunId) {
+      // The iteration's own run and the parent's metrics + headline plot go side by side (each in its own order):
+      // the plot reads only the parent's history.
+      const iterationRun = (async () => {
+        await resilient.logBatch(child, { params: { iteration: input.iteration, artifact_root: input.artifactRoot } });
+        const statsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'csr-stats-'));
         try {
-          await refreshPlot(input.tracking.parentRunId);
+          const file = path.join(statsDir, 'iteration_stats.json');
+          const eval_ = Object.fromEntries(Object.entries(input.metrics).map(([key, value]) => [`eval/${key}`, value]));
+          fs.writeFileSync(file, `${JSON.stringify({ iteration: input.iteration, ...input.stats, ...eval_ }, null, 2)}\n`);
+          await resilient.logArtifact(child, file, 'iteration_stats.json');
+        } finally {
+          fs.rmSync(statsDir, { recursive: true, force: true });
+        }
+        if (input.dpoDir) {
+          const curves = dpoCurvePoints(input.dpoDir);
+          if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
+        }
+        if (input.curateDir) {
+          // The curate step cut the sample (`curate.sample_size` pairs) and listed it in its manifest.
+          const sample = path.join(input.curateDir, 'pairs_sample.jsonl');
+          if (fs.existsSync(sample)) await resilient.logArtifact(child, sample, 'preference_pairs_sample.jsonl');
+          const stats = path.join(input.curateDir, 'stats.json');
+          if (fs.existsSync(stats)) await resilient.logArtifact(child, stats, 'curation_stats.json');
+        }
+        for (const dir of input.evaluateDirs) {
+          const report = path.join(dir, 'metrics.json');
+          if (fs.existsSync(report)) await resilient.logArtifact(child, report, `evaluation/${path.basename(dir)}.json`);
+        }
+        await resilient.setTerminated(child, 'FINISHED');
+      })();
+      void iterationRun.catch(() => undefined); // awaited below, after the plot
+      const parentRunId = input.tracking.parentRunId;
+      const plotted = (async () => {
+        await resilient.logBatch(parent, {
+          metrics: [
+            ...Object.entries(input.metrics).map(([key, value]) => ({ key: `eval/${key}`, value, step, timestamp })),
+            ...parentTrendPoints(input.stats, step, timestamp),
+          ],
+        });
+        if (!parentRunId) return;
+        try {
+          await refreshPlot(parentRunId);
         } catch (error) {
           console.warn(`[mlflow] eval plot not refreshed: ${(error as Error).message}`);
         }
+      })();
+      try {
+        await iterationRun;
+      } finally {
+        await plotted; // never left running after the activity, even when the iteration's run failed
       }
+      await resilient.flush();
     },
 
     /** Mark the parent run finished (or failed) when the run ends. */
