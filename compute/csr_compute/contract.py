@@ -220,9 +220,15 @@ class JsonlStore:
 
     def append(self, record: dict[str, Any]) -> None:
         item_key = str(record[self.key])
-        self._handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            # A failed write() names no file (only open() does): a full disk's message should say which.
+            if error.filename is None:
+                error.filename = str(self.path)
+            raise
         self._records[item_key] = record
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ and a half-saved DPO checkpoint is skipped for the last complete one."""
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -32,6 +33,20 @@ def test_a_record_without_its_key_is_damage_too(tmp_path):
     path.write_text('{"id": "a"}\n[1, 2]\n{"other": 1}\n{"id": "b"}\n')
     with JsonlStore(path) as store:
         assert len(store) == 2 and "a" in store and "b" in store
+
+
+def test_a_full_disk_while_appending_names_the_file(tmp_path):
+    path = tmp_path / "trees.jsonl"
+    store = JsonlStore(path)
+    store._handle.close()
+    store._handle = open("/dev/full", "a", encoding="utf-8")  # the kernel answers every write with ENOSPC
+    try:
+        store.append({"id": 1})
+    except OSError as error:
+        assert error.errno == errno.ENOSPC and error.filename == str(path), error
+    else:
+        raise AssertionError("an append to a full disk did not fail")
+    assert 1 not in store
 
 
 def test_dpo_resumes_from_the_last_complete_checkpoint_past_a_half_saved_one(tiny_models, tiny_pipeline, tmp_path,

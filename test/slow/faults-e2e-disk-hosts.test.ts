@@ -1,0 +1,444 @@
+/**
+ * Faults end to end, part two: three cases of issue 11 that need more than a SIGKILL, each one small
+ * CSR run on the toy world on the embedded stack started by its own code (`stackUp`, free ports, a
+ * temporary CSR_HOME), with real compute:
+ * - a SIGKILL while DPO is writing a checkpoint: the half-saved checkpoint is skipped and DPO resumes
+ *   from the last complete one;
+ * - a full disk on a real size-limited filesystem: the workers run in a mount namespace with a tmpfs
+ *   over `$CSR_HOME/artifacts`, which the test fills during generate;
+ * - two hosts on one CSR_HOME: two GPU workers, each with its own host name and pid space (UTS + PID
+ *   namespaces), run one run together; one is SIGKILLed mid-generate and started again, the other is
+ *   frozen mid-DPO (a network cut) so that its step's retry on the other host meets the step lock.
+ * Namespaces come from util-linux `unshare` (unprivileged user namespaces; no root needed). The
+ * figures of each case are printed.
+ *
+ * Run with `npm run test:faults:e2e` (minutes; not part of `npm test`).
+ */
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { loadConfig, type CsrConfig } from '../../src/config';
+import { connectClient } from '../../src/client/temporal';
+import { quickQuery } from '../../src/client/progress';
+import type { IterationSummary, RunStatus } from '../../src/shared/run-types';
+import { processIdentity, isSameProcess } from '../../src/gpu/process-identity';
+import { startDetached, stopPidFile } from '../../app/stack/process-group';
+import { newRunInput, startRun } from '../../app/cli/run-command';
+import {
+  type FaultStack,
+  attemptsStarted,
+  completeLines,
+  gpuWorkerPid,
+  killTree,
+  processTree,
+  readManifest,
+  repoRoot,
+  running,
+  sha256,
+  startFaultStack,
+  stepFolders,
+  waitFor,
+} from '../helpers/fault-stack';
+import { type NamespacedWorker, namespacesUnavailable, startNamespacedWorker } from '../helpers/namespaced-worker';
+
+interface Context {
+  stack: FaultStack;
+}
+
+const test = anyTest as TestFn<Context>;
+const fixture = path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml');
+
+/** Per-item files and the key of their records. */
+const ITEM_FILES: Record<string, { file: string; key: string }> = {
+  generate: { file: 'trees.jsonl', key: 'id' },
+  reward: { file: 'scored.jsonl', key: 'id' },
+  evaluate: { file: 'answers.jsonl', key: 'question_id' },
+};
+
+/** The tiny-toy run of faults-e2e.test.ts: 12 prompts, small evaluations, a 10 s heartbeat timeout. */
+function smallRun(name: string, shards: number): CsrConfig {
+  const config = loadConfig(fixture);
+  config.name = name;
+  config.prompts.limit = 12;
+  config.workers.gpu_shards = shards;
+  config.dpo.checkpoint_every = 2;
+  config.evaluate.batch_size = 2;
+  config.evaluate.benchmarks = [
+    { ...config.evaluate.benchmarks[0]!, limit: 8 },
+    { ...config.evaluate.benchmarks[1]!, limit: 4 },
+  ];
+  config.activities.heartbeat_timeout = '10s';
+  config.activities.heartbeat_every = '1s';
+  return config;
+}
+
+const seconds = (fromMs: number) => Math.round((Date.now() - fromMs) / 100) / 10;
+const iterDir = (runDir: string, iteration: number) => path.join(runDir, `iter-${String(iteration).padStart(2, '0')}`);
+
+/** The folders of `step` in `iteration` (shards, benchmarks; DPO has one). */
+function folders(runDir: string, iteration: number, step: string): string[] {
+  const base = path.join(iterDir(runDir, iteration), step);
+  if (step === 'dpo') return [base];
+  return fs.existsSync(base) ? fs.readdirSync(base).map((d) => path.join(base, d)) : [];
+}
+
+/** A folder of `step` that has `minItems` records and no manifest yet; an error once all `count` finished. */
+function halfWay(runDir: string, iteration: number, step: string, minItems: number, count: number): string | undefined {
+  let finished = 0;
+  for (const dir of folders(runDir, iteration, step)) {
+    if (fs.existsSync(path.join(dir, 'manifest.json'))) finished++;
+    else if (completeLines(path.join(dir, ITEM_FILES[step]!.file)) >= minItems) return dir;
+  }
+  if (finished >= count) throw new Error(`every ${step} of iteration ${iteration} finished before ${minItems} items were seen half-way`);
+  return undefined;
+}
+
+/** Optimizer steps in a DPO folder's metrics.jsonl (training records carry `loss`), in order. */
+function dpoStepsLogged(dir: string): number[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { step?: number; loss?: number })
+    .filter((r) => typeof r.loss === 'number' && typeof r.step === 'number')
+    .map((r) => r.step as number);
+}
+
+/** Every attempt log of a step folder, oldest first: `{ attempt, worker, text }` (worker from the header line). */
+function attemptLogs(dir: string): { attempt: number; worker: string; text: string }[] {
+  const logs = path.join(dir, 'logs');
+  if (!fs.existsSync(logs)) return [];
+  return fs
+    .readdirSync(logs)
+    .map((name) => ({ name, attempt: Number(/-attempt-(\d+)\.log$/.exec(name)?.[1] ?? NaN) }))
+    .filter((l) => Number.isFinite(l.attempt))
+    .sort((a, b) => a.attempt - b.attempt)
+    .map(({ name, attempt }) => {
+      const text = fs.readFileSync(path.join(logs, name), 'utf8');
+      return { attempt, worker: / attempt \d+ on (\S+) /.exec(text)?.[1] ?? '?', text };
+    });
+}
+
+/** The host id in a worker id `<name>@<host>/<pid>`. */
+const hostOf = (worker: string) => /@([^/]+)\//.exec(worker)?.[1] ?? '?';
+
+/**
+ * Whole artifacts: each manifest's files match their hashes, reused + computed = total, each per-item
+ * file holds every key once and one record per item. Returns the folders checked.
+ */
+function checkArtifacts(t: ExecutionContext<Context>, runDir: string): string[] {
+  const found = stepFolders(runDir);
+  t.true(found.length >= 6, `step folders: ${found.join(', ')}`);
+  for (const dir of found) {
+    const manifest = readManifest(dir)!;
+    const where = path.relative(runDir, dir);
+    for (const [name, entry] of Object.entries(manifest.files)) {
+      t.is(sha256(path.join(dir, name)), entry.sha256, `${where}/${name} matches its manifest`);
+    }
+    t.is(manifest.items_reused + manifest.items_computed, manifest.items_total, `${where}: reused + computed = total`);
+    const items = ITEM_FILES[manifest.step];
+    if (items) {
+      const keys = fs
+        .readFileSync(path.join(dir, items.file), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => String((JSON.parse(line) as Record<string, unknown>)[items.key]));
+      t.is(new Set(keys).size, keys.length, `${where}/${items.file}: every ${items.key} once`);
+      t.is(keys.length, manifest.items_total, `${where}/${items.file}: one record per item`);
+    }
+    if (manifest.step === 'dpo') {
+      const steps = dpoStepsLogged(dir);
+      t.is(new Set(steps).size, steps.length, `${where}/metrics.jsonl: every optimizer step once (${steps.join(',')})`);
+    }
+  }
+  return found;
+}
+
+/** The failures of the run's pending activities (its current iteration's too), as Temporal holds them. */
+async function pendingFailures(
+  client: Awaited<ReturnType<typeof connectClient>>,
+  workflowId: string,
+): Promise<{ activityId: string; attempt: number; message: string; type?: string; nonRetryable?: boolean }[]> {
+  const status = await quickQuery<RunStatus>(client, workflowId, 'runStatus');
+  const ids = [workflowId, ...(status?.currentChildId ? [status.currentChildId] : [])];
+  const found = [];
+  for (const id of ids) {
+    const pending = (await client.workflow.getHandle(id).describe().catch(() => undefined))?.raw.pendingActivities ?? [];
+    for (const activity of pending) {
+      const failure = activity.lastFailure;
+      if (!failure?.message) continue;
+      found.push({
+        activityId: activity.activityId ?? '?',
+        attempt: activity.attempt ?? 0,
+        message: failure.message,
+        type: failure.applicationFailureInfo?.type ?? undefined,
+        nonRetryable: failure.applicationFailureInfo?.nonRetryable ?? undefined,
+      });
+    }
+  }
+  return found;
+}
+
+/** The workflow's result, and the run terminated if the test ended without one (its workers are going away). */
+async function endRun(handle: WorkflowHandle): Promise<void> {
+  const described = await handle.describe().catch(() => undefined);
+  if (described?.status.name === 'RUNNING') await handle.terminate('fault test ended').catch(() => undefined);
+}
+
+/** Stop the workers `stackUp` started (the CPU worker and the GPU stand-in), so a test can start its own. */
+async function stopStackWorkers(stack: FaultStack): Promise<void> {
+  for (const name of ['cpu', 'gpu-standins']) await stopPidFile(path.join(stack.env.runDir, `worker-${name}.pid`), 30_000);
+}
+
+/** The step process (the leader of its own group) of `step` under `root`, found by its command line. */
+function stepProcess(root: number, step: string): number | undefined {
+  return processTree(root).find((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      return argv.includes(`csr_compute ${step} --spec`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+test.before(async (t) => {
+  t.context.stack = await startFaultStack();
+});
+
+test.after.always(async (t) => {
+  await t.context.stack?.close();
+});
+
+test.serial('SIGKILL while DPO writes a checkpoint: the half-saved one is skipped, DPO resumes from the last complete one', async (t) => {
+  const { stack } = t.context;
+  await stack.up(); // the stack's own CPU worker and GPU stand-in
+  const config = smallRun('faults-e2e-checkpoint', 1);
+  config.dpo.batch_size = 1; // ~12 optimizer steps: checkpoints at 2, 4, ..., a few saves to catch
+  const input = newRunInput(config, fixture);
+  const runDir = path.join(stack.env.artifactsDir, input.runKey);
+  const dpoDir = path.join(iterDir(runDir, 1), 'dpo');
+  const checkpoints = path.join(dpoDir, 'checkpoints');
+  const client = await connectClient(stack.env);
+  const handle = client.workflow.getHandle(await startRun(input));
+  try {
+    const every = config.dpo.checkpoint_every;
+    // The first complete checkpoint: later ones have a whole one to fall back on.
+    await waitFor(
+      'the first complete DPO checkpoint',
+      () => {
+        if (fs.existsSync(path.join(dpoDir, 'manifest.json'))) throw new Error('DPO finished before its first checkpoint was seen');
+        return fs.existsSync(path.join(checkpoints, `checkpoint-${every}`, 'trainer_state.json')) ? true : undefined;
+      },
+      900_000,
+      50,
+    );
+    const worker = gpuWorkerPid(stack.env);
+    const step = stepProcess(worker, 'dpo');
+    if (step === undefined) throw new Error(`no DPO step process under worker ${worker}`);
+    // The Trainer saves a checkpoint as the model's files, then optimizer.pt, scheduler and RNG state,
+    // and trainer_state.json last. When a checkpoint folder appears the step is frozen (SIGSTOP) while a
+    // watch is put on the folder, and frozen again the moment optimizer.pt is created: the weights are on
+    // disk, the optimizer is being written, no state yet. Then the worker is SIGKILLed. Where the watch
+    // comes too late (the state file is there), the step goes on (SIGCONT) and the next save is tried.
+    let tries = 0;
+    const caught = await new Promise<{ step: number; files: string[] }>((resolve, reject) => {
+      const seen = new Set<string>([`checkpoint-${every}`]);
+      const watchers: fs.FSWatcher[] = [];
+      const done = () => {
+        clearInterval(finished);
+        for (const w of watchers) w.close();
+      };
+      const listing = (folder: string) =>
+        fs
+          .readdirSync(folder)
+          .sort()
+          .map((name) => `${name} ${fs.statSync(path.join(folder, name)).size} B`);
+      watchers.push(
+        fs.watch(checkpoints, (_event, name) => {
+          const match = /^checkpoint-(\d+)$/.exec(String(name ?? ''));
+          if (!match || seen.has(match[0])) return;
+          const folder = path.join(checkpoints, match[0]);
+          if (!fs.existsSync(folder)) return; // removed by rotation
+          seen.add(match[0]);
+          process.kill(-step, 'SIGSTOP');
+          tries++;
+          watchers.push(
+            fs.watch(folder, (_e, file) => {
+              if (file !== 'optimizer.pt') return;
+              process.kill(-step, 'SIGSTOP');
+              if (fs.existsSync(path.join(folder, 'trainer_state.json'))) {
+                process.kill(-step, 'SIGCONT');
+                return;
+              }
+              done();
+              resolve({ step: Number(match[1]), files: listing(folder) });
+            }),
+          );
+          process.kill(-step, 'SIGCONT');
+        }),
+      );
+      const finished = setInterval(() => {
+        if (!fs.existsSync(path.join(dpoDir, 'manifest.json'))) return;
+        done();
+        reject(new Error(`DPO finished; none of its ${tries} checkpoint saves after the first was caught half-way`));
+      }, 200);
+    });
+    const killedAt = Date.now();
+    await killTree(worker); // the frozen step dies with the worker's other groups
+    const stepsAtKill = Math.max(0, ...dpoStepsLogged(dpoDir));
+    t.false(fs.existsSync(path.join(checkpoints, `checkpoint-${caught.step}`, 'trainer_state.json')), 'the checkpoint was half-saved at the kill');
+    t.true(caught.files.some((f) => f.startsWith('adapter_model.safetensors')), `the model's files were written: ${caught.files.join(', ')}`);
+    t.true(fs.existsSync(path.join(checkpoints, `checkpoint-${caught.step - every}`, 'trainer_state.json')), 'the previous checkpoint was whole');
+    await stack.up();
+    const upSeconds = seconds(killedAt);
+    await waitFor('DPO to run again', () => (attemptsStarted(dpoDir, 'dpo') > 1 ? true : undefined), 300_000);
+    const recoverySeconds = seconds(killedAt);
+
+    const history = (await handle.result()) as IterationSummary[];
+    t.deepEqual(
+      history.map((h) => h.iteration),
+      [0, 1],
+      'the run completed both iterations',
+    );
+    checkArtifacts(t, runDir);
+    const manifest = readManifest(dpoDir)!;
+    const redone = stepsAtKill - manifest.items_reused;
+    t.is(manifest.items_reused, caught.step - every, `DPO resumed from checkpoint-${caught.step - every}: ${JSON.stringify(manifest)}`);
+    t.true(redone <= every, `DPO redid ${redone} optimizer steps (checkpoint every ${every})`);
+    const retries = attemptLogs(dpoDir).filter((l) => l.attempt > 1);
+    t.true(
+      retries.some((l) => l.text.includes(`checkpoint-${caught.step}: half-saved checkpoint skipped and removed`)),
+      `a retry said it skipped the half-saved checkpoint-${caught.step}:\n${retries.map((l) => l.text).join('\n')}`,
+    );
+    // What is left is whole: every checkpoint folder has its state file.
+    for (const name of fs.readdirSync(checkpoints).filter((n) => n.startsWith('checkpoint-'))) {
+      t.true(fs.existsSync(path.join(checkpoints, name, 'trainer_state.json')), `${name} is whole`);
+    }
+    const line =
+      `DPO checkpoint kill: ${stepsAtKill} optimizer steps logged, checkpoint-${caught.step} half-saved at the kill ` +
+      `(files: ${caught.files.join(', ')}; caught at save ${tries} after the first), resumed from step ${manifest.items_reused}, ` +
+      `redone ${redone} step(s) of ${manifest.items_total}; up again ${upSeconds.toFixed(1)} s, DPO running again ${recoverySeconds.toFixed(1)} s`;
+    t.log(line);
+    console.log(line);
+  } finally {
+    await endRun(handle);
+    await client.connection.close();
+  }
+});
+
+test.serial('full disk on a real 64 MiB tmpfs: the worker lives, the step fails retryably naming ENOSPC and the file, the run completes once space is freed', async (t) => {
+  const { stack } = t.context;
+  const unavailable = namespacesUnavailable();
+  if (unavailable) {
+    t.fail(`no size-limited filesystem can be mounted here: ${unavailable}`);
+    return;
+  }
+  await stopStackWorkers(stack);
+  const size = '64m';
+  // Every worker that writes artifacts sees the small filesystem: the CPU worker (curate, run set-up) and
+  // the GPU stand-in in one process, in one mount namespace. Temporal and MLflow stay outside.
+  const worker = startNamespacedWorker({
+    env: stack.env,
+    name: 'full-disk',
+    args: ['worker', '--cpu', '--stand-ins', '1'],
+    tmpfs: { dir: stack.env.artifactsDir, size },
+  });
+  const client = await connectClient(stack.env);
+  let handle: WorkflowHandle | undefined;
+  try {
+    await worker.ready();
+    const identity = processIdentity(worker.pid)!;
+    const artifacts = worker.seen(stack.env.artifactsDir);
+    const fsInfo = fs.statfsSync(artifacts);
+    t.is(fsInfo.type, 0x01021994, 'the artifacts folder the worker sees is a tmpfs');
+    t.is(fsInfo.blocks * fsInfo.bsize, 64 * 1024 * 1024, 'of 64 MiB');
+    t.not(fs.statSync(artifacts).dev, fs.statSync(stack.env.artifactsDir).dev, 'seen by the worker only');
+
+    const config = smallRun('faults-e2e-disk', 1);
+    // While the disk is full every attempt fails at once: enough of them to last until space is freed.
+    config.activities.retry = { maximum_attempts: 30, initial_interval: '1s', backoff_coefficient: 2, maximum_interval: '2s' };
+    const input = newRunInput(config, fixture);
+    const runDir = path.join(artifacts, input.runKey);
+    const workflowId = await startRun(input);
+    handle = client.workflow.getHandle(workflowId);
+
+    const shard = await waitFor('generate of iteration 1 half-way', () => halfWay(runDir, 1, 'generate', 1, 1), 900_000, 50);
+    // Fill the filesystem from outside, through the worker's view of it.
+    const filler = path.join(artifacts, 'filler.bin');
+    const fd = fs.openSync(filler, 'w');
+    const chunk = Buffer.alloc(1024 * 1024, 0x5a);
+    let filled = 0;
+    try {
+      for (;;) filled += fs.writeSync(fd, chunk);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+    } finally {
+      fs.closeSync(fd);
+    }
+    const filledAt = Date.now();
+    const itemsAtFill = completeLines(path.join(shard, 'trees.jsonl'));
+    const freeAtFill = fs.statfsSync(artifacts).bavail * fsInfo.bsize;
+
+    // The step fails for the full disk, retryably, as Temporal records it; the worker process lives on.
+    const failures = new Map<string, Awaited<ReturnType<typeof pendingFailures>>[number]>();
+    await waitFor(
+      'two failed attempts of generate',
+      async () => {
+        for (const failure of await pendingFailures(client, workflowId)) failures.set(`${failure.activityId}#${failure.attempt}`, failure);
+        if (!isSameProcess(identity)) throw new Error(`the worker process died on the full disk:\n${worker.log()}`);
+        if (fs.existsSync(path.join(shard, 'manifest.json'))) throw new Error('generate finished on a full disk');
+        return failures.size >= 2 ? true : undefined;
+      },
+      180_000,
+      250,
+    );
+    const firstFailureSeconds = seconds(filledAt);
+    t.true(isSameProcess(identity), 'the worker process survived the full disk');
+    const shardName = path.relative(artifacts, shard);
+    for (const failure of failures.values()) {
+      t.regex(failure.message, /ENOSPC/, `the failure names ENOSPC: ${failure.message}`);
+      t.true(failure.message.includes(shardName), `the failure names the file or folder (${shardName}): ${failure.message}`);
+      t.is(failure.type, 'ComputeNoSpace', failure.message);
+      t.not(failure.nonRetryable, true, `retryable: ${failure.message}`);
+    }
+    t.true(
+      [...failures.values()].some((f) => f.message.includes(path.join(shardName, 'trees.jsonl'))),
+      `a failure names the per-item file being appended: ${[...failures.values()].map((f) => f.message).join('\n')}`,
+    );
+
+    fs.rmSync(filler);
+    const freedAt = Date.now();
+    await waitFor('generate to finish', () => (fs.existsSync(path.join(shard, 'manifest.json')) ? true : undefined), 300_000);
+    const doneSeconds = seconds(freedAt);
+    const history = (await handle.result()) as IterationSummary[];
+    t.deepEqual(
+      history.map((h) => h.iteration),
+      [0, 1],
+      'the run completed both iterations',
+    );
+    t.true(isSameProcess(identity), 'the same worker process ran the whole run');
+    checkArtifacts(t, runDir);
+    const manifest = readManifest(shard)!;
+    t.true(manifest.items_reused >= itemsAtFill, `generate kept the ${itemsAtFill} trees on disk at the fill: ${JSON.stringify(manifest)}`);
+    const used = fs.statfsSync(artifacts);
+    const line =
+      `full disk: tmpfs ${size} over ${stack.env.artifactsDir}, filler ${(filled / 2 ** 20).toFixed(1)} MiB ` +
+      `(${freeAtFill} bytes left) with ${itemsAtFill} of 12 trees on disk; ${failures.size} failed attempts seen, ` +
+      `the first ${firstFailureSeconds.toFixed(1)} s after the fill ("${[...failures.values()][0]!.message.split('\n')[0]}"); ` +
+      `freed: generate done ${doneSeconds.toFixed(1)} s later, ${manifest.items_reused} trees reused, ${manifest.items_computed} computed; ` +
+      `run artifacts ${(((used.blocks - used.bfree) * used.bsize) / 2 ** 20).toFixed(1)} MiB at the end`;
+    t.log(line);
+    console.log(line);
+  } finally {
+    if (handle) await endRun(handle);
+    await client.connection.close();
+    await worker.stop();
+  }
+});
