@@ -12,7 +12,7 @@ import type { CsrEnv } from '../src/env';
 import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
 import { isHeadlineMetric, METRIC_PRIORITY, metricDirection } from '../src/shared/headline-metrics';
 import { runDescription } from '../src/shared/run-description';
-import type { IterationEndTracking, IterationTracking, SweepRef, TrackingRefs } from '../src/shared/run-types';
+import type { IterationEndTracking, IterationTracking, RunTrackingStart, TrackingRefs } from '../src/shared/run-types';
 import { runComputeProcess } from './compute-process';
 import { dpoCurvePoints } from './dpo-curves';
 import type { ForkServer } from './fork-server';
@@ -176,15 +176,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
 
   return {
     /** Find or create the experiment and the parent run; log the flattened config as params. */
-    async trackRunStart(input: {
-      config: CsrConfig;
-      configHash: string;
-      runKey: string;
-      workflowId: string;
-      codeVersion?: string;
-      resumedFrom?: string;
-      sweep?: SweepRef;
-    }): Promise<TrackingRefs> {
+    async trackRunStart(input: RunTrackingStart): Promise<TrackingRefs> {
       const refs: TrackingRefs = { experimentName: input.config.name, parentKey: input.runKey, ...(input.sweep ? { sweep: input.sweep } : {}) };
       const spec: RunSpec = {
         ...parentSpec(refs),

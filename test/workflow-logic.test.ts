@@ -4,7 +4,7 @@
  * gate, either direction), `stop_when_worse`, pause and resume between steps, and where each step runs
  * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue), and the tracking
  * lane (MLflow calls in order, off the compute steps' path; a failed one still fails the run; an iteration's
- * record carried onto the next iteration's lane). Seconds, not the minutes of test/slow/workflows.test.ts.
+ * record carried onto the next iteration's lane; the run's MLflow run opened on the first iteration's lane). Seconds, not the minutes of test/slow/workflows.test.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -213,9 +213,11 @@ function trackingStandIns(
   calls: string[],
   onIterationStart: (iteration: number) => Promise<void>,
   onIterationEnd: (iteration: number) => Promise<void> = async () => undefined,
+  onRunStart: () => Promise<void> = async () => undefined,
 ) {
   return {
     trackRunStart: async (input: { runKey: string }) => {
+      await onRunStart();
       calls.push('run start');
       return { experimentName: 'x', parentKey: input.runKey, parentRunId: 'parent' };
     },
@@ -355,8 +357,12 @@ test.serial('tracking carry: the next iteration computes while the previous one 
   }
 });
 
-/** Write a history as `temporal workflow show --output json` does (what test/workflow-replay.test.ts reads). */
+/**
+ * Write a history as `temporal workflow show --output json` does (what test/workflow-replay.test.ts reads). An
+ * existing file is kept: it holds an older branch that must go on replaying (remove it to record it again).
+ */
 function writeHistory(file: string, history: proto.temporal.api.history.v1.IHistory): void {
+  if (fs.existsSync(file)) return;
   const protoDir = path.dirname(require.resolve('@temporalio/proto/package.json'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { toJson } = require(require.resolve('protobufjs/ext/protojson', { paths: [protoDir] })) as {
@@ -366,3 +372,66 @@ function writeHistory(file: string, history: proto.temporal.api.history.v1.IHist
   const type = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType('temporal.api.history.v1.History');
   fs.writeFileSync(file, `${JSON.stringify(toJson(type, history), null, 2)}\n`);
 }
+
+test.serial("run tracking on the lane: a slow trackRunStart no longer holds iteration 0's first step; the run still gets its MLflow refs", async (t) => {
+  const calls: string[] = [];
+  let launches: Launch[] = [];
+  let sawStep = false;
+  // The parent MLflow run answers only once a compute step has started (or after 20 s): a run that waited for
+  // it before starting iteration 0 would hold that step back that long.
+  const slowRunStart = async () => {
+    const deadline = Date.now() + 20_000;
+    while (launches.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    sawStep = launches.length > 0;
+  };
+  const standIns = trackingStandIns(calls, async () => undefined, async () => undefined, slowRunStart);
+  const staged = await stage(t.context.env, [20, 18], undefined, standIns);
+  launches = staged.launches;
+  const started = Date.now();
+  const client = t.context.env.client;
+  const [history, status] = await polling(staged.workers, async () => [
+    await staged.run(runInput('run-tracking-lane', (config) => (config.iterations = 1))),
+    await client.workflow.getHandle('run-tracking-lane').query(runStatusQuery),
+  ]);
+  t.true(sawStep, 'iteration 0 started computing while the parent MLflow run was still being made');
+  t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
+  t.deepEqual(calls, [
+    'run start',
+    'iteration 0 start',
+    'iteration 0 end (run-0)',
+    'iteration 1 start',
+    'iteration 1 end (run-1)',
+    'run end FINISHED',
+  ]);
+  t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1']);
+  t.false(history.some((h) => 'runTracking' in h), 'the refs stay out of the run history');
+  t.deepEqual(status.mlflow, { experimentName: 'x', runId: 'parent' }, 'the run keeps the refs iteration 0 handed back');
+
+  // What this code records replays against it; CSR_RECORD_HISTORIES=DIR also writes it there (replay fixtures).
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
+  const iteration0 = await client.workflow.getHandle('run-tracking-lane/iter-0').fetchHistory();
+  const firstRunId = iteration0.events?.[0]?.workflowExecutionStartedEventAttributes?.parentWorkflowExecution?.runId ?? undefined;
+  const recorded = [
+    { file: 'csr-run-run-tracking-lane.json', workflowId: 'run-tracking-lane', history: await client.workflow.getHandle('run-tracking-lane', firstRunId).fetchHistory() },
+    { file: 'csr-iteration-run-tracking-lane.json', workflowId: 'run-tracking-lane/iter-0', history: iteration0 },
+  ];
+  for (const { file, workflowId, history: events } of recorded) {
+    await t.notThrowsAsync(Worker.runReplayHistory({ workflowBundle }, events, workflowId), workflowId);
+    if (process.env.CSR_RECORD_HISTORIES) writeHistory(path.join(process.env.CSR_RECORD_HISTORIES, file), events);
+  }
+});
+
+test.serial('run tracking on the lane: a run that fails in its preparation still opens and closes its MLflow run as FAILED', async (t) => {
+  const calls: string[] = [];
+  const broken = {
+    ...trackingStandIns(calls, async () => undefined),
+    prepareRun: async () => {
+      throw ApplicationFailure.nonRetryable('no such model folder', 'ComputeMissingInput');
+    },
+  };
+  const staged = await stage(t.context.env, [20], undefined, broken);
+  const error = await polling(staged.workers, () => t.throwsAsync(staged.run(runInput('prepare-fails', () => undefined))));
+  t.regex(messages(error), /no such model folder/);
+  t.deepEqual(calls, ['run start', 'run end FAILED']);
+  t.is(staged.launches.length, 0);
+});

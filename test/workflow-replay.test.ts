@@ -6,7 +6,8 @@
  * runs started before it replay the old branch, and record a new history once the old runs are gone.
  * The `*-tracking-lane` histories hold the current branch of patch 'tracking-lane' (workflows/tracking-lane.ts),
  * recorded from test/workflow-logic.test.ts's stand-in run (workflow-ids.json says which); the `*-tracking-carry`
- * ones the current branch of patch 'tracking-carry', from its 'tracking carry' test (CSR_RECORD_HISTORIES=DIR writes them).
+ * ones the branch of patch 'tracking-carry', from its 'tracking carry' test (CSR_RECORD_HISTORIES=DIR writes them), the
+ * `*-run-tracking-lane` ones the current branch of patch 'run-tracking-lane', from its 'run tracking on the lane' test.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -34,7 +34,7 @@ import { improvedObjective, iterationPhases, mergedModel, promptSampleInput, typ
 import { computeActivityOptions, lightActivityOptions, stepTimers } from './activity-options';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
-import { TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
+import { RUN_TRACKING_LANE_PATCH, TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
 
 type Activities = ActivityInterfaceFor<WorkflowActivities>;
 
@@ -117,15 +117,25 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationR
     // iteration it belongs to has finished: a cancellation of this one does not stop its record half-way.
     void lane.add(() => CancellationScope.nonCancellable(() => light.trackIterationEnd(carried)));
   }
+  // The run's first iteration opens the run's MLflow parent run on its lane when the run asks (it has none yet).
+  const opening =
+    lane && input.openRunTracking && patched(RUN_TRACKING_LANE_PATCH)
+      ? lane.add(() => light.trackRunStart(input.openRunTracking!))
+      : undefined;
   const startTracking = (refs: NonNullable<typeof runTracking>) =>
     light.trackIterationStart({ tracking: refs, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId });
   // On the lane no step needs the iteration's MLflow run before trackIterationEnd (behind it on the lane)
   // and the summary (after the lane is drained): generate starts at once.
-  const tracking: Promise<IterationTracking | undefined> = !runTracking
-    ? Promise.resolve(undefined)
-    : lane
-      ? lane.add(() => startTracking(runTracking))
-      : Promise.resolve(await startTracking(runTracking));
+  const tracking: Promise<IterationTracking | undefined> = opening
+    ? lane!.add(async () => {
+        const refs = await opening; // settled: it was the call before this one
+        return refs ? startTracking(refs) : undefined;
+      })
+    : !runTracking
+      ? Promise.resolve(undefined)
+      : lane
+        ? lane.add(() => startTracking(runTracking))
+        : Promise.resolve(await startTracking(runTracking));
   // No compute step talks to MLflow: the DPO step writes its curves to metrics.jsonl, which
   // trackIterationEnd delivers through the spooling tracker (one writer, one outage policy).
 
@@ -175,19 +185,20 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationR
       timestamp: Date.now(),
     });
     let trackingEnd: IterationEndTracking | undefined;
-    if (runTracking && handsBack) {
+    const runRefs = opening ? await opening : runTracking;
+    if (runRefs && handsBack) {
       // Built now (its timestamp is this iteration's end); the run runs it once this iteration has returned.
-      trackingEnd = await endInput(runTracking);
-    } else if (runTracking && lane) {
-      void lane.add(async () => light.trackIterationEnd(await endInput(runTracking)));
-    } else if (runTracking) {
-      await light.trackIterationEnd(await endInput(runTracking));
+      trackingEnd = await endInput(runRefs);
+    } else if (runRefs && lane) {
+      void lane.add(async () => light.trackIterationEnd(await endInput(runRefs)));
+    } else if (runRefs) {
+      await light.trackIterationEnd(await endInput(runRefs));
     }
     // The iteration ends with the calls on its lane: a failed one fails it, as when each was awaited in place.
     await lane?.drain();
     const summary: IterationSummary = { iteration, model, metrics, stats, steps, improved, mlflowRunId: (await tracking)?.runId };
     currentStep = 'done';
-    return trackingEnd ? { ...summary, trackingEnd } : summary;
+    return { ...summary, ...(trackingEnd ? { trackingEnd } : {}), ...(opening ? { runTracking: runRefs } : {}) };
   } catch (error) {
     // Failing for another reason: no tracking write is left in flight; the step's error is the one reported.
     await lane?.settle();

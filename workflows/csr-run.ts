@@ -19,7 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { WorkflowActivities } from '../activities/light-activities';
-import type { CsrRunInput, IterationSummary, RunStatus } from '../src/shared/run-types';
+import type { CsrRunInput, IterationSummary, RunStatus, RunTrackingStart } from '../src/shared/run-types';
 import { continuesAfter, iterationStartModel } from '../src/shared/plan';
 import { runSearchAttributes } from '../src/shared/search-attributes';
 import { computeActivityOptions, lightActivityOptions } from './activity-options';
@@ -28,7 +28,7 @@ import { csrIteration } from './csr-iteration';
 import { safeKeyFrom } from '../src/shared/safe-path';
 import { patchedOverrides, validRunInput } from './validate-input';
 import { iterationStatusQuery, pauseSignal, resumeSignal, runStatusQuery, setParamsUpdate } from './messages';
-import { TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH } from './tracking-lane';
+import { RUN_TRACKING_LANE_PATCH, TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH } from './tracking-lane';
 
 /** The Temporal UI's line for an iteration's workflow: `iteration 2 of 3 · toy-csr` (0 = the starting model). */
 export function iterationSummaryText(iteration: number, iterations: number, configName: string): string {
@@ -103,17 +103,21 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     return tracking ? CancellationScope.nonCancellable(() => light.trackRunEnd({ tracking, status })) : Promise.resolve();
   };
 
+  /** What opens (or finds) the run's MLflow parent run. */
+  const runTrackingStart = (): RunTrackingStart => ({
+    config: state.config,
+    configHash: state.configHash,
+    runKey: state.runKey,
+    workflowId: workflowInfo().workflowId,
+    codeVersion: state.codeVersion,
+    resumedFrom: state.resumedFrom,
+    sweep: state.sweep,
+  });
+  /** Set by the preparation (patch 'run-tracking-lane'): the first iteration opens the MLflow parent run on its lane. */
+  let openRunTracking = false;
+
   const prepare = async () => {
-    const startTracking = () =>
-      light.trackRunStart({
-        config: state.config,
-        configHash: state.configHash,
-        runKey: state.runKey,
-        workflowId: workflowInfo().workflowId,
-        codeVersion: state.codeVersion,
-        resumedFrom: state.resumedFrom,
-        sweep: state.sweep,
-      });
+    const startTracking = () => light.trackRunStart(runTrackingStart());
     const preparePaths = async () => {
       const prepared = await light.prepareRun({ config: state.config, runKey: state.runKey, configHash: state.configHash });
       const built = prepared.toyworldBuild ? await gpu.runComputeStep(prepared.toyworldBuild) : undefined;
@@ -125,7 +129,12 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
         iteration0Key: state.iteration0Key,
       });
     };
-    if (patched(TRACKING_LANE_PATCH)) {
+    if (patched(RUN_TRACKING_LANE_PATCH)) {
+      // Nothing waits for the parent MLflow run (creating one waits half a second for racers): the first
+      // iteration opens it on its tracking lane, where its own tracking calls need it, and hands its refs back.
+      await preparePaths();
+      openRunTracking = true;
+    } else if (patched(TRACKING_LANE_PATCH)) {
       // The parent MLflow run starts beside the preparation (neither needs the other). It stays awaited
       // before the first iteration: the iterations' MLflow runs nest under its id (TrackingRefs).
       const started = startTracking();
@@ -160,7 +169,9 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
     // the next one (or this run, at its end) carries on; runs started before let each child wait for its own.
     const carry = patched(TRACKING_CARRY_PATCH) ? { carriedTracking: state.pendingTracking, handBackTracking: true } : {};
     state.pendingTracking = undefined; // the child's now
-    const { trackingEnd, ...summary } = await executeChild(csrIteration, {
+    const opens = openRunTracking ? { openRunTracking: runTrackingStart() } : {};
+    openRunTracking = false;
+    const { trackingEnd, runTracking, ...summary } = await executeChild(csrIteration, {
       workflowId: currentChildId,
       // What the Temporal UI lists for the child, rather than its id alone.
       staticSummary: iterationSummaryText(iteration, iterations(), state.config.name),
@@ -176,9 +187,11 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
           previousObjective: objective && previous ? previous.metrics[objective] : undefined,
           parentWorkflowId: workflowInfo().workflowId,
           ...carry,
+          ...opens,
         },
       ],
     });
+    if (opens.openRunTracking) state.tracking = runTracking;
     state.pendingTracking = trackingEnd;
     state.history.push(summary);
     state.nextIteration = iteration + 1;
@@ -203,6 +216,11 @@ export async function csrRun(input: CsrRunInput): Promise<IterationSummary[]> {
   } catch (error) {
     if (error instanceof ContinueAsNew) throw error;
     phase = isCancellation(error) ? 'stopped' : 'failed';
+    if (!state.tracking && patched(RUN_TRACKING_LANE_PATCH)) {
+      // Failed before its first iteration handed the parent MLflow run back: find (or make) it to close it.
+      const start = runTrackingStart();
+      state.tracking = await CancellationScope.nonCancellable(() => light.trackRunStart(start)).catch(() => undefined);
+    }
     // The run fails for its own reason: a failure to log its last finished iteration is not the one to report.
     await trackPending().catch(() => undefined);
     await endTracking(isCancellation(error) ? 'KILLED' : 'FAILED');

@@ -18,6 +18,13 @@ export const TRACKING_LANE_PATCH = 'tracking-lane';
  */
 export const TRACKING_CARRY_PATCH = 'tracking-carry';
 
+/**
+ * The run's MLflow parent run is opened (trackRunStart) by its first iteration, first on that iteration's lane,
+ * so the iteration starts computing at once (creating a run waits half a second for racers). Runs started
+ * before opened it beside their preparation and waited for it before the first iteration; they replay that branch.
+ */
+export const RUN_TRACKING_LANE_PATCH = 'run-tracking-lane';
+
 /** A chain of tracking calls that compute steps do not wait for. */
 export class TrackingLane {
   private tail: Promise<void> = Promise.resolve();

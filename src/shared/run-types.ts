@@ -104,10 +104,23 @@ export interface IterationEndTracking {
   timestamp: number;
 }
 
-/** What an iteration's workflow returns: its summary and, when the run asked for it, its MLflow logging still to do. */
+/** What `trackRunStart` needs to find or create a run's MLflow parent run (the activity's input). */
+export interface RunTrackingStart {
+  config: CsrConfig;
+  configHash: string;
+  runKey: string;
+  workflowId: string;
+  codeVersion?: string;
+  resumedFrom?: string;
+  sweep?: SweepRef;
+}
+
+/** What an iteration's workflow returns: its summary and, when the run asked for them, its MLflow refs and logging still to do. */
 export interface IterationResult extends IterationSummary {
   /** This iteration's `trackIterationEnd`, not yet run: the run carries it on (`CsrIterationInput.handBackTracking`). */
   trackingEnd?: IterationEndTracking;
+  /** The run's MLflow parent run, opened by this iteration (`CsrIterationInput.openRunTracking`). */
+  runTracking?: TrackingRefs;
 }
 
 /** Input of the run workflow; also its continue-as-new state. */
@@ -171,6 +184,11 @@ export interface CsrIterationInput {
   parentWorkflowId: string;
   /** The previous iteration's `trackIterationEnd` (patch 'tracking-carry'): the first call on this iteration's tracking lane. */
   carriedTracking?: IterationEndTracking;
+  /**
+   * The run has no MLflow parent run yet (patch 'run-tracking-lane'): this iteration opens it (`trackRunStart`) first on
+   * its tracking lane instead of the run waiting for it before the iteration starts, and returns its refs (`runTracking`).
+   */
+  openRunTracking?: RunTrackingStart;
   /**
    * Return this iteration's `trackIterationEnd` in the result (`trackingEnd`) instead of waiting for it: the run
    * carries it on, so the next iteration starts at once (patch 'tracking-carry').
