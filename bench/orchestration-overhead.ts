@@ -9,7 +9,8 @@
  * Compute time is the union of the compute-step activities' intervals (pickup to completion), not their
  * sum: steps that run side by side (shards, the benchmarks of an evaluation) would otherwise count twice
  * and could push the "non-compute" share below zero. What fills the time outside them (the light
- * activities: MLflow tracking, prompt sampling, ...) is listed by activity type.
+ * activities: MLflow tracking, prompt sampling, ...) is listed by activity type; the time in which no activity
+ * at all runs (workflow tasks, starting a child workflow, continue-as-new, task pickup) is the last part.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -117,6 +118,8 @@ async function main(): Promise<void> {
   );
   const light = [...outside.entries()].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.005);
   console.log(`outside compute: ${light.map(([type, v]) => `${type} ${v.toFixed(2)}s`).join(', ') || 'nothing'}`);
+  const anyActivity = union([...computeSpans, ...lightSpans.map(({ span }) => span)]).reduce((sum, [a, b]) => sum + (b - a), 0);
+  console.log(`no activity running: ${(wall - anyActivity).toFixed(2)}s (workflow tasks, child workflow starts, continue-as-new, pickups)`);
   console.log(
     `step time split: startup ${split.startup_s.toFixed(1)}s, load ${split.load_s.toFixed(1)}s, ` +
       `compute ${split.compute_s.toFixed(1)}s over ${split.steps} steps (${split.without} without timings)`,

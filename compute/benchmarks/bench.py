@@ -362,6 +362,9 @@ def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
         out).groups())
     share = round((wall - compute) / wall, 4)
     outside = {name: float(v) for name, v in re.findall(r"(\w+) ([0-9.]+)s", out.split("outside compute: ", 1)[1].splitlines()[0])}
+    idle = re.search(r"no activity running: ([0-9.]+)s", out)
+    if idle:  # workflow tasks, child starts, continue-as-new: time in which no activity ran at all
+        outside["no_activity"] = float(idle.group(1))
     # Each step's wall time split by its manifest's timings, summed over the run's steps.
     split = re.search(r"step time split: startup ([0-9.]+)s, load ([0-9.]+)s, compute ([0-9.]+)s over (\d+) steps "
                       r"\((\d+) without timings\)", out)
