@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CsrConfig } from '../src/config/schema';
 import type { CsrEnv } from '../src/env';
-import { MlflowClient, ResilientTracker, type RunSpec } from '../src/mlflow';
+import { MlflowClient, ResilientTracker, type RunSpec, type RunTarget } from '../src/mlflow';
 import { isHeadlineMetric, METRIC_PRIORITY, metricDirection } from '../src/shared/headline-metrics';
 import { runDescription } from '../src/shared/run-description';
 import type { IterationEndTracking, IterationTracking, RunTrackingStart, TrackingRefs } from '../src/shared/run-types';
@@ -174,6 +174,12 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
     }
   }
 
+  /** The DPO step's curves (its metrics.jsonl) on the iteration's run. */
+  async function logCurves(child: RunTarget, dpoDir: string): Promise<void> {
+    const curves = dpoCurvePoints(dpoDir);
+    if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
+  }
+
   return {
     /** Find or create the experiment and the parent run; log the flattened config as params. */
     async trackRunStart(input: RunTrackingStart): Promise<TrackingRefs> {
@@ -231,10 +237,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
         } finally {
           fs.rmSync(statsDir, { recursive: true, force: true });
         }
-        if (input.dpoDir) {
-          const curves = dpoCurvePoints(input.dpoDir);
-          if (curves.length > 0) await resilient.logBatch(child, { metrics: curves });
-        }
+        if (input.dpoDir) await logCurves(child, input.dpoDir);
         if (input.curateDir) {
           // The curate step cut the sample (`curate.sample_size` pairs) and listed it in its manifest.
           const sample = path.join(input.curateDir, 'pairs_sample.jsonl');
@@ -270,6 +273,15 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
         await plotted; // never left running after the activity, even when the iteration's run failed
       }
       await resilient.flush();
+    },
+
+    /**
+     * Log the DPO step's curves on the iteration's run as soon as the step has finished (patch 'dpo-curves-lane':
+     * the iteration's trackIterationEnd then gets no dpoDir), so that they are in MLflow while merge and
+     * evaluate run rather than written after them: thousands of points take seconds.
+     */
+    async trackDpoCurves(input: { tracking: TrackingRefs; iterationRunId?: string; iteration: number; dpoDir: string }): Promise<void> {
+      await logCurves(input.iterationRunId ?? iterationSpec(input.tracking, input.iteration), input.dpoDir);
     },
 
     /** Mark the parent run finished (or failed) when the run ends. */

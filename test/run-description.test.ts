@@ -1,6 +1,7 @@
 /**
  * What a person sees of a run in MLflow, on a real MLflow server: the parent run's description, its
- * per-iteration curate/DPO trends and headline plot, and iteration runs without one-point charts.
+ * per-iteration curate/DPO trends and headline plot, and iteration runs without one-point charts (their DPO curves
+ * logged by the closing record or, as soon as DPO has finished, by trackDpoCurves).
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import * as fs from 'node:fs';
@@ -158,4 +159,26 @@ test('the headline plot: the objective first with its direction, then headline m
   // Iteration 0 alone (or nothing changed, no objective): the headline metrics still make a plot.
   const start = plotPanels({ 'eval/toy_chair/CHAIR_I': [[0, 0.3]], 'eval/toy_chair/responses': [[0, 50]] });
   t.deepEqual(start.map((p) => [p.title, p.direction]), [['toy_chair/CHAIR_I', 'minimize']]);
+});
+
+test('trackDpoCurves logs the DPO curves on the iteration run once DPO has finished; the closing record then adds none', async (t) => {
+  const { home, activities, tracking } = await startedRun(t, 'curves-run');
+  const child = await activities.trackIterationStart({ tracking, runKey: 'curves-run', iteration: 1, workflowId: 'wf' });
+  const dpoDir = fs.mkdtempSync(path.join(home, 'dpo-'));
+  const records = [1, 2, 3].map((step) => ({ step, loss: 0.69 - step * 0.1, time_ms: 1_700_000_000_000 + step }));
+  fs.writeFileSync(path.join(dpoDir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  await activities.trackDpoCurves({ tracking, iterationRunId: child.runId, iteration: 1, dpoDir });
+  const client = t.context.mlflow.client();
+  t.deepEqual((await client.getMetricHistory(child.runId!, 'dpo/loss')).map((m) => m.step).sort(), [1, 2, 3]);
+  await activities.trackIterationEnd({
+    tracking,
+    iterationRunId: child.runId,
+    iteration: 1,
+    metrics: { 'toy_chair_dev/CHAIR_I': 0.3 },
+    stats: {},
+    evaluateDirs: [],
+    artifactRoot: home,
+    timestamp: 1_700_000_000_000,
+  });
+  t.is((await client.getMetricHistory(child.runId!, 'dpo/loss')).length, 3, 'each point once');
 });

@@ -4,7 +4,8 @@
  * gate, either direction), `stop_when_worse`, pause and resume between steps, and where each step runs
  * (a multi-GPU DPO on the host queue, curate on the CPU worker, the rest on the GPU queue), and the tracking
  * lane (MLflow calls in order, off the compute steps' path; a failed one still fails the run; an iteration's
- * record carried onto the next iteration's lane; the run's MLflow run opened on the first iteration's lane). Seconds, not the minutes of test/slow/workflows.test.ts.
+ * record carried onto the next iteration's lane; the run's MLflow run opened on the first iteration's lane; the
+ * DPO curves logged as soon as DPO has finished). Seconds, not the minutes of test/slow/workflows.test.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -226,9 +227,11 @@ function trackingStandIns(
       calls.push(`iteration ${input.iteration} start`);
       return { key: `k${input.iteration}`, runId: `run-${input.iteration}` };
     },
-    trackIterationEnd: async (input: { iteration: number; iterationRunId?: string }) => {
+    trackDpoCurves: async (input: { iteration: number; iterationRunId?: string }) =>
+      void calls.push(`iteration ${input.iteration} curves (${input.iterationRunId})`),
+    trackIterationEnd: async (input: { iteration: number; iterationRunId?: string; dpoDir?: string }) => {
       await onIterationEnd(input.iteration);
-      calls.push(`iteration ${input.iteration} end (${input.iterationRunId})`);
+      calls.push(`iteration ${input.iteration} end (${input.iterationRunId})${input.dpoDir ? ' with curves' : ''}`);
     },
     trackRunEnd: async (input: { status: string }) => void calls.push(`run end ${input.status}`),
   };
@@ -263,6 +266,7 @@ test.serial('tracking lane: a slow trackIterationStart no longer delays the firs
     'iteration 0 start',
     'iteration 0 end (run-0)',
     'iteration 1 start',
+    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
     'iteration 1 end (run-1)',
     'run end FINISHED',
   ]);
@@ -334,6 +338,7 @@ test.serial('tracking carry: the next iteration computes while the previous one 
     'iteration 0 start',
     'iteration 0 end (run-0)',
     'iteration 1 start',
+    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
     'iteration 1 end (run-1)',
     'run end FINISHED',
   ]);
@@ -400,6 +405,7 @@ test.serial("run tracking on the lane: a slow trackRunStart no longer holds iter
     'iteration 0 start',
     'iteration 0 end (run-0)',
     'iteration 1 start',
+    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
     'iteration 1 end (run-1)',
     'run end FINISHED',
   ]);

@@ -7,7 +7,8 @@
  * The `*-tracking-lane` histories hold the current branch of patch 'tracking-lane' (workflows/tracking-lane.ts),
  * recorded from test/workflow-logic.test.ts's stand-in run (workflow-ids.json says which); the `*-tracking-carry`
  * ones the branch of patch 'tracking-carry', from its 'tracking carry' test (CSR_RECORD_HISTORIES=DIR writes them), the
- * `*-run-tracking-lane` ones the current branch of patch 'run-tracking-lane', from its 'run tracking on the lane' test.
+ * `*-run-tracking-lane` ones the branch of patch 'run-tracking-lane', from its 'run tracking on the lane' test, and
+ * csr-iteration-dpo-curves-lane.json the current branch of patch 'dpo-curves-lane' (iteration 1 of the 'tracking carry' test).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -34,7 +34,13 @@ import { improvedObjective, iterationPhases, mergedModel, promptSampleInput, typ
 import { computeActivityOptions, lightActivityOptions, stepTimers } from './activity-options';
 import { CPU_QUEUE, GPU_QUEUE } from '../src/shared/task-queues';
 import { iterationStatusQuery, pauseSignal, resumeSignal } from './messages';
-import { RUN_TRACKING_LANE_PATCH, TRACKING_CARRY_PATCH, TRACKING_LANE_PATCH, TrackingLane } from './tracking-lane';
+import {
+  DPO_CURVES_LANE_PATCH,
+  RUN_TRACKING_LANE_PATCH,
+  TRACKING_CARRY_PATCH,
+  TRACKING_LANE_PATCH,
+  TrackingLane,
+} from './tracking-lane';
 
 type Activities = ActivityInterfaceFor<WorkflowActivities>;
 
@@ -122,6 +128,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationR
     lane && input.openRunTracking && patched(RUN_TRACKING_LANE_PATCH)
       ? lane.add(() => light.trackRunStart(input.openRunTracking!))
       : undefined;
+  const curvesOnLane = lane !== undefined && patched(DPO_CURVES_LANE_PATCH);
   const startTracking = (refs: NonNullable<typeof runTracking>) =>
     light.trackIterationStart({ tracking: refs, runKey: input.runKey, iteration, workflowId: workflowInfo().workflowId });
   // On the lane no step needs the iteration's MLflow run before trackIterationEnd (behind it on the lane)
@@ -163,6 +170,17 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationR
       if (phase.name === 'curate' || phase.name === 'dpo') Object.assign(stats, prefixed(phase.name, results[0]?.stats ?? {}));
       if (phase.name === 'curate') curateDir = first?.spec.out_dir;
       if (phase.name === 'dpo') dpoDir = first?.spec.out_dir;
+      if (phase.name === 'dpo' && dpoDir && curvesOnLane) {
+        const curves = dpoDir;
+        // Into MLflow while merge and evaluate run (behind this iteration's start on the lane: its run exists).
+        void lane!.add(async () => {
+          const refs = opening ? await opening : runTracking;
+          if (refs) {
+            const iterationRunId = (await tracking)?.runId;
+            await light.trackDpoCurves({ tracking: refs, iterationRunId, iteration, dpoDir: curves });
+          }
+        });
+      }
       if (phase.name === 'merge' && first) model = mergedModel(first);
       if (phase.name === 'evaluate') evaluations = phase.steps;
     }
@@ -179,7 +197,7 @@ export async function csrIteration(input: CsrIterationInput): Promise<IterationR
       metrics,
       stats,
       curateDir,
-      dpoDir,
+      ...(curvesOnLane ? {} : { dpoDir }),
       evaluateDirs: evaluations.map((e) => e.spec.out_dir),
       artifactRoot: paths.artifactRoot,
       timestamp: Date.now(),

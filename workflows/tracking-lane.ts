@@ -25,6 +25,13 @@ export const TRACKING_CARRY_PATCH = 'tracking-carry';
  */
 export const RUN_TRACKING_LANE_PATCH = 'run-tracking-lane';
 
+/**
+ * The DPO step's curves go on the lane as soon as the step has finished (trackDpoCurves), not in the iteration's
+ * closing record: at the end of the last iteration nothing may run beside them. Iterations started before
+ * delivered them in trackIterationEnd; they replay that branch.
+ */
+export const DPO_CURVES_LANE_PATCH = 'dpo-curves-lane';
+
 /** A chain of tracking calls that compute steps do not wait for. */
 export class TrackingLane {
   private tail: Promise<void> = Promise.resolve();
