@@ -23,12 +23,14 @@ export interface ProbeReport {
 /** Run the probe step with `childEnv`; throws with the step's own message when the environment is broken. */
 export async function probeHealth(options: {
   env: Pick<CsrEnv, 'home' | 'python'>;
+  /** This host's id: CSR_HOME may be shared by several hosts, whose workers have the same names. */
+  host: string;
   worker: string;
   gpus: string[];
   childEnv: NodeJS.ProcessEnv;
   signal?: AbortSignal;
 }): Promise<ProbeReport> {
-  const outDir = path.join(options.env.home, 'workers', options.worker);
+  const outDir = path.join(options.env.home, 'workers', options.host, options.worker);
   fs.mkdirSync(outDir, { recursive: true });
   const specFile = path.join(outDir, 'probe-spec.json');
   fs.writeFileSync(specFile, `${JSON.stringify({ out_dir: outDir, sleep_s: 0 })}\n`);

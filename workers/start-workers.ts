@@ -261,6 +261,7 @@ async function runProbes(options: CompiledWorkersOptions, plans: WorkerPlan[]): 
     probed.map((plan) =>
       probeHealth({
         env: options.env,
+        host: options.hostId,
         worker: plan.name,
         gpus: plan.gpus,
         childEnv: {

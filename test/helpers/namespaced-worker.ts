@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CsrEnv } from '../../src/env';
 import { startDetached, stopPidFile } from '../../app/stack/process-group';
-import { repoRoot, waitFor } from './fault-stack';
+import { processTree, repoRoot, running, waitFor } from './fault-stack';
 
 /** How to start one worker process in its own namespaces. */
 export interface NamespacedWorkerOptions {
@@ -36,6 +36,8 @@ export interface NamespacedWorker {
   pid: number;
   pidFile: string;
   logFile: string;
+  /** The worker's Node process: `pid` itself, or (with `hostname`) the one under `unshare` (pid 1 of its namespace). */
+  node(): number | undefined;
   /** What the worker logged since it was started. */
   log(): string;
   /** A path as the worker sees it (its mount namespace), readable and writable from here. */
@@ -63,6 +65,7 @@ export function startNamespacedWorker(options: NamespacedWorkerOptions): Namespa
   const logFile = path.join(env.logDir, `worker-${name}.log`);
   fs.mkdirSync(env.logDir, { recursive: true });
   const logFrom = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+  const csr = path.join(repoRoot, 'bin', 'csr.js');
   const flags = ['--user', '--map-root-user'];
   if (options.tmpfs) flags.push('--mount');
   // --fork: a new PID namespace applies to children only; the worker becomes its pid 1.
@@ -84,7 +87,7 @@ export function startNamespacedWorker(options: NamespacedWorkerOptions): Namespa
       options.tmpfs?.dir ?? '',
       options.hostname ?? '',
       process.execPath,
-      path.join(repoRoot, 'bin', 'csr.js'),
+      csr,
       ...options.args,
     ],
     pidFile,
@@ -106,13 +109,22 @@ export function startNamespacedWorker(options: NamespacedWorkerOptions): Namespa
     pidFile,
     logFile,
     log,
+    node: () =>
+      processTree(pid).find((candidate) => {
+        try {
+          const argv = fs.readFileSync(`/proc/${candidate}/cmdline`, 'utf8').split('\0');
+          return argv[0] === process.execPath && argv[1] === csr;
+        } catch {
+          return false;
+        }
+      }),
     seen: (file) => path.join(`/proc/${pid}/root`, path.resolve(file)),
     async ready(timeoutMs = 180_000) {
       await waitFor(
         `worker ${name} to be ready (${logFile})`,
         () => {
           if (/workers ready/.test(log())) return true;
-          if (!fs.existsSync(`/proc/${pid}`)) throw new Error(`worker ${name} exited before it was ready:\n${log()}`);
+          if (!running(pid)) throw new Error(`worker ${name} exited before it was ready:\n${log()}`);
           return undefined;
         },
         timeoutMs,

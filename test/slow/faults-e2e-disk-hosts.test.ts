@@ -442,3 +442,229 @@ test.serial('full disk on a real 64 MiB tmpfs: the worker lives, the step fails 
     await worker.stop();
   }
 });
+
+/** Lease files of run/, sampled: every record seen, and whether both hosts held their GPU 0 at once. */
+class LeaseWatch {
+  readonly records = new Map<string, { file: string; host: string; owner: string; token: string }>();
+  bothAtOnce = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly runDir: string,
+    hosts: readonly string[],
+  ) {
+    this.timer = setInterval(() => {
+      const held = new Set<string>();
+      for (const file of fs.readdirSync(this.runDir).filter((f) => /^gpu-.*\.lease$/.test(f))) {
+        try {
+          const record = JSON.parse(fs.readFileSync(path.join(this.runDir, file), 'utf8')) as { host: string; owner: string; token: string };
+          this.records.set(record.token, { file, host: record.host, owner: record.owner, token: record.token });
+          held.add(record.host);
+        } catch {
+          // released meanwhile
+        }
+      }
+      if (hosts.every((host) => held.has(host))) this.bothAtOnce = true;
+    }, 100);
+  }
+
+  /** The token of the lease file of `host`'s GPU 0 now, if held. */
+  token(host: string): string | undefined {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(this.runDir, `gpu-${host}-0.lease`), 'utf8')) as { token: string }).token;
+    } catch {
+      return undefined;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+test.serial('two hosts on one CSR_HOME run one run: leases, reaping and step locks stay per host, nothing written twice', async (t) => {
+  const { stack } = t.context;
+  const unavailable = namespacesUnavailable();
+  if (unavailable) {
+    t.fail(`no second host can be simulated here: ${unavailable}`);
+    return;
+  }
+  const env = stack.env;
+  await stopStackWorkers(stack);
+  // The CPU worker as `csr up` starts it; two GPU hosts, each `csr worker --gpus 0` with its own host
+  // name (its default host id) and pid space, sharing CSR_HOME (run/, artifacts/) as over NFS.
+  startDetached({
+    command: process.execPath,
+    args: [path.join(repoRoot, 'bin', 'csr.js'), 'worker', '--cpu'],
+    pidFile: path.join(env.runDir, 'worker-cpu.pid'),
+    logFile: path.join(env.logDir, 'worker-cpu.log'),
+    env: { ...process.env, CSR_HOME: env.home },
+    cwd: repoRoot,
+  });
+  const names = ['host-a', 'host-b'] as const;
+  const startHost = (host: string) => startNamespacedWorker({ env, name: host, args: ['worker', '--gpus', '0'], hostname: host });
+  const hosts = new Map<string, NamespacedWorker>(names.map((host) => [host, startHost(host)]));
+  const leases = new LeaseWatch(env.runDir, names);
+  const client = await connectClient(env);
+  let handle: WorkflowHandle | undefined;
+  const lines: string[] = [];
+  try {
+    await Promise.all([...hosts.values()].map((host) => host.ready()));
+    const config = smallRun('faults-e2e-hosts', 2);
+    const input = newRunInput(config, fixture);
+    const runDir = path.join(env.artifactsDir, input.runKey);
+    handle = client.workflow.getHandle(await startRun(input));
+
+    // 1. Both hosts mid-generate, each on its own GPU 0: SIGKILL one host's worker and everything under
+    //    it; its restart reaps its own stale lease and leaves the other host's lease and step alone.
+    const running1 = await waitFor(
+      'both generate shards of iteration 1 running on different hosts',
+      () => {
+        const shards = folders(runDir, 1, 'generate');
+        if (shards.length === 2 && shards.every((dir) => fs.existsSync(path.join(dir, 'manifest.json')))) {
+          throw new Error('both generate shards finished before they were seen running at once');
+        }
+        const live = shards
+          .filter((dir) => !fs.existsSync(path.join(dir, 'manifest.json')) && completeLines(path.join(dir, 'trees.jsonl')) >= 1)
+          .map((dir) => ({ dir, host: hostOf(attemptLogs(dir).at(-1)?.worker ?? '') }));
+        const byHost = new Map(live.map((s) => [s.host, s]));
+        return names.every((host) => byHost.has(host)) ? byHost : undefined;
+      },
+      900_000,
+      50,
+    );
+    const [victim, other] = names;
+    const victimShard = running1.get(victim)!.dir;
+    const otherShard = running1.get(other)!.dir;
+    const otherToken = leases.token(other);
+    const otherIdentity = processIdentity(hosts.get(other)!.pid)!;
+    const itemsAtKill = completeLines(path.join(victimShard, 'trees.jsonl'));
+    const killedAt = Date.now();
+    await killTree(hosts.get(victim)!.pid);
+    t.true(fs.existsSync(path.join(env.runDir, `gpu-${victim}-0.lease`)), `${victim}'s lease is left behind by the kill`);
+    hosts.set(victim, startHost(victim));
+    await hosts.get(victim)!.ready();
+    const victimLog = hosts.get(victim)!.log();
+    t.regex(victimLog, new RegExp(`GPU 0: removed a stale lease of dead worker gpu-0@${victim}/`), `${victim} reaped its own lease:\n${victimLog}`);
+    t.notRegex(victimLog, new RegExp(other), `${victim} touched nothing of ${other}`);
+    const otherStillRunning = !fs.existsSync(path.join(otherShard, 'manifest.json'));
+    if (otherStillRunning && otherToken) t.is(leases.token(other), otherToken, `${other}'s lease is the one it took`);
+    await waitFor(`${path.basename(victimShard)} to run again`, () => (attemptsStarted(victimShard, 'generate') > 1 ? true : undefined), 300_000);
+    lines.push(
+      `two hosts: SIGKILL ${victim} mid-generate (${itemsAtKill} trees on disk) while ${other} ran the other shard` +
+        `${otherStillRunning ? ' (still running after the restart)' : ''}: ${victim} up and reaped in ${seconds(killedAt).toFixed(1)} s`,
+    );
+
+    // 2. A network cut in DPO: the worker process of the host running it is frozen (SIGSTOP), so its
+    //    heartbeats stop, and so is its step (a slow step: on an idle machine this DPO takes 3 s, less
+    //    than a heartbeat timeout). Temporal retries DPO on the other host, whose step process meets the
+    //    step lock held across hosts and waits; the frozen step then goes on (SIGCONT), finishes, and the
+    //    other host reuses what it wrote. The frozen worker goes on last.
+    const dpoDir = path.join(iterDir(runDir, 1), 'dpo');
+    // Once the step process holds the folder's lock (it records its host in .step.lock after taking it).
+    const dpoHost = await waitFor(
+      'DPO holding its step lock',
+      () => {
+        if (fs.existsSync(path.join(dpoDir, 'manifest.json'))) throw new Error('DPO finished before it was seen running');
+        const first = attemptLogs(dpoDir)[0];
+        let holder: { host?: string } = {};
+        try {
+          holder = JSON.parse(fs.readFileSync(path.join(dpoDir, '.step.lock'), 'utf8')) as { host?: string };
+        } catch {
+          return undefined;
+        }
+        return first && holder.host === hostOf(first.worker) ? holder.host : undefined;
+      },
+      900_000,
+      50,
+    );
+    const otherHost = names.find((h) => h !== dpoHost)!;
+    const frozenWorker = hosts.get(dpoHost)!.node();
+    if (frozenWorker === undefined) throw new Error(`no Node process of ${dpoHost}'s worker`);
+    const frozenStep = stepProcess(hosts.get(dpoHost)!.pid, 'dpo');
+    if (frozenStep === undefined) throw new Error(`no DPO step process under ${dpoHost}'s worker`);
+    const otherLogBefore = hosts.get(otherHost)!.log().length;
+    process.kill(frozenWorker, 'SIGSTOP');
+    process.kill(-frozenStep, 'SIGSTOP');
+    const frozenAt = Date.now();
+    let busySeconds = 0;
+    let dpoManifestHash = '';
+    try {
+      const busy = await waitFor(
+        `${otherHost} to meet the DPO step lock`,
+        () => /\S+ is being written by pid \d+ on \S+.*/.exec(hosts.get(otherHost)!.log().slice(otherLogBefore))?.[0],
+        300_000,
+        200,
+      );
+      busySeconds = seconds(frozenAt);
+      t.true(busy.includes(`on ${dpoHost}`), `the lock names its holder on ${dpoHost}: ${busy}`);
+      t.false(fs.existsSync(path.join(dpoDir, 'manifest.json')), 'DPO was still running when the other host met its lock');
+      process.kill(-frozenStep, 'SIGCONT');
+      await waitFor('DPO to finish on the frozen host', () => (fs.existsSync(path.join(dpoDir, 'manifest.json')) ? true : undefined), 600_000);
+      dpoManifestHash = sha256(path.join(dpoDir, 'manifest.json'));
+      // The run goes on past DPO on the other host: it reused the manifest.
+      await waitFor('merge to start', () => (attemptsStarted(path.join(iterDir(runDir, 1), 'merge'), 'merge') > 0 ? true : undefined), 300_000);
+    } finally {
+      for (const target of [-frozenStep, frozenWorker]) {
+        try {
+          process.kill(target, 'SIGCONT');
+        } catch {
+          // gone
+        }
+      }
+    }
+    lines.push(
+      `two hosts: ${dpoHost} frozen in DPO; ${otherHost} took the retry and met the step lock ${busySeconds.toFixed(1)} s later, ` +
+        `reused the finished DPO ${seconds(frozenAt).toFixed(1)} s after the freeze`,
+    );
+
+    const history = (await handle.result()) as IterationSummary[];
+    t.deepEqual(
+      history.map((h) => h.iteration),
+      [0, 1],
+      'the run completed both iterations',
+    );
+    leases.stop();
+    const checked = checkArtifacts(t, runDir);
+
+    // Both hosts did the run's work, each step folder was computed once (the killed shard resumed).
+    const ranOn = new Map<string, string[]>();
+    for (const dir of checked) {
+      const logs = attemptLogs(dir);
+      for (const log of logs) ranOn.set(hostOf(log.worker), [...(ranOn.get(hostOf(log.worker)) ?? []), path.relative(runDir, dir)]);
+      const where = path.relative(runDir, dir);
+      if (dir === victimShard) {
+        const manifest = readManifest(dir)!;
+        t.true(manifest.items_reused >= itemsAtKill, `${where}: reused the ${itemsAtKill} trees on disk at the kill: ${JSON.stringify(manifest)}`);
+      } else if (dir === dpoDir) {
+        const manifest = readManifest(dir)!;
+        t.is(manifest.items_reused, 0, `DPO trained once, by one process: ${JSON.stringify(manifest)}`);
+        t.is(sha256(path.join(dir, 'manifest.json')), dpoManifestHash, 'the DPO manifest was not written again');
+      } else {
+        t.true(logs.length <= 1, `${where} ran once: ${logs.map((l) => l.worker).join(', ')}`);
+      }
+    }
+    for (const host of names) t.true((ranOn.get(host) ?? []).length > 0, `${host} ran steps: ${JSON.stringify([...ranOn])}`);
+    t.true(attemptsStarted(otherShard, 'generate') === 1, `${other}'s shard was not disturbed by ${victim}'s kill and restart`);
+    t.true(isSameProcess(otherIdentity), `${other}'s worker lived through ${victim}'s restart`);
+
+    // Leases: each host's GPU 0 is its own file, never taken by the other host.
+    t.true(leases.bothAtOnce, 'both hosts held their GPU 0 at the same time');
+    for (const record of leases.records.values()) {
+      t.is(record.file, `gpu-${record.host}-0.lease`, `lease ${record.file} of ${record.owner}`);
+      t.regex(record.owner, new RegExp(`@${record.host}/`), `lease ${record.file} held by a worker of ${record.host}`);
+    }
+    lines.push(
+      `two hosts: ${leases.records.size} leases taken (${names.map((h) => `${h} ${[...leases.records.values()].filter((r) => r.host === h).length}`).join(', ')}); ` +
+        `steps by host: ${names.map((h) => `${h} ${(ranOn.get(h) ?? []).length}`).join(', ')}`,
+    );
+    t.log(lines.join('\n'));
+    console.log(lines.join('\n'));
+  } finally {
+    leases.stop();
+    if (handle) await endRun(handle);
+    await client.connection.close();
+    for (const host of hosts.values()) await host.stop();
+    await stopPidFile(path.join(env.runDir, 'worker-cpu.pid'), 30_000);
+  }
+});
