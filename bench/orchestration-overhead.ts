@@ -4,7 +4,10 @@
  * the share of the run's wall time during which no compute step ran. Each step's wall time is split
  * by its manifest's `timings` (written by the step process): process start + model load vs compute.
  *
- *   npx tsx bench/orchestration-overhead.ts <run workflow id>
+ *   npx tsx bench/orchestration-overhead.ts <run workflow id> [--gaps]
+ *
+ * `--gaps` also lists every stretch of at least 20 ms in which no compute step ran, with the light activities
+ * that ran in it and the rest (no activity at all), in run time order: where to look next.
  *
  * Compute time is the union of the compute-step activities' intervals (pickup to completion), not their
  * sum: steps that run side by side (shards, the benchmarks of an evaluation) would otherwise count twice
@@ -36,7 +39,8 @@ const seconds = (event: Event | undefined) =>
 
 async function main(): Promise<void> {
   const runId = process.argv[2];
-  if (!runId) throw new Error('usage: npx tsx bench/orchestration-overhead.ts <run workflow id>');
+  if (!runId) throw new Error('usage: npx tsx bench/orchestration-overhead.ts <run workflow id> [--gaps]');
+  const listGaps = process.argv.includes('--gaps');
   const client = await connectClient();
   const converter = client.options.loadedDataConverter.payloadConverter;
   // Every execution: the run's continue-as-new chain (one workflow id, several run ids) and its children.
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
   gaps.sort((a, b) => a - b);
   const median = gaps[Math.floor(gaps.length / 2)] ?? NaN;
   console.log(rows.join('\n'));
+  if (listGaps) console.log(`\n${gapLines(first, last, covered, lightSpans).join('\n')}`);
   console.log(`\nworkflows: ${ids.length}, compute steps: ${rows.length}`);
   console.log(`step end -> next step start: median ${median.toFixed(2)}s, max ${(gaps.at(-1) ?? NaN).toFixed(2)}s over ${gaps.length} transitions`);
   console.log(
@@ -125,6 +130,25 @@ async function main(): Promise<void> {
       `compute ${split.compute_s.toFixed(1)}s over ${split.steps} steps (${split.without} without timings)`,
   );
   console.log(`non-compute share: ${(((wall - coveredSeconds) / wall) * 100).toFixed(1)}% of the run's wall time`);
+}
+
+/** Each stretch of >= 20 ms without a compute step: its start (run time), length, light activities in it and the rest. */
+function gapLines(first: number, last: number, covered: [number, number][], light: { type: string; span: [number, number] }[]): string[] {
+  const lines: string[] = [];
+  let cursor = first;
+  for (const [a, b] of [...covered, [last, last] as [number, number]]) {
+    if (a - cursor >= 0.02) {
+      const inGap = light
+        .map(({ type, span }) => ({ type, s: Math.max(0, Math.min(a, span[1]) - Math.max(cursor, span[0])) }))
+        .filter(({ s }) => s >= 0.005);
+      const busy = union(inGap.length ? light.map(({ span }) => [Math.max(cursor, span[0]), Math.min(a, span[1])] as [number, number]).filter(([x, y]) => y > x) : []);
+      const idle = a - cursor - busy.reduce((sum, [x, y]) => sum + (y - x), 0);
+      const parts = [...inGap.map(({ type, s }) => `${type} ${s.toFixed(2)}s`), `no activity ${idle.toFixed(2)}s`];
+      lines.push(`gap at ${(cursor - first).toFixed(1)}s: ${(a - cursor).toFixed(2)}s (${parts.join(', ')})`);
+    }
+    cursor = Math.max(cursor, b);
+  }
+  return lines;
 }
 
 /** The union of intervals, as sorted disjoint intervals. */
