@@ -56,11 +56,14 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const computeSpans: [number, number][] = [];
   const lightSpans: { type: string; span: [number, number] }[] = [];
+  const iterationStarts = new Map<number, number>();
   for (const { workflowId: id, runId: executionRunId } of ids) {
     const history = await client.workflow.getHandle(id, executionRunId).fetchHistory();
     const events = history.events ?? [];
     first = Math.min(first, seconds(events[0]));
     last = Math.max(last, seconds(events[events.length - 1]));
+    const iteration = /\/iter-(\d+)$/.exec(id);
+    if (iteration) iterationStarts.set(Number(iteration[1]), seconds(events[0]));
     const scheduled = new Map<string, Event>();
     const started = new Map<string, Event>();
     let previousEnd: number | undefined;
@@ -130,6 +133,28 @@ async function main(): Promise<void> {
       `compute ${split.compute_s.toFixed(1)}s over ${split.steps} steps (${split.without} without timings)`,
   );
   console.log(`non-compute share: ${(((wall - coveredSeconds) / wall) * 100).toFixed(1)}% of the run's wall time`);
+  const perIteration = iterationShares(iterationStarts, last, covered);
+  if (perIteration.length) {
+    console.log(
+      `per iteration (its child workflow's start to the next one's, the last to the run's end): ` +
+        perIteration.map(({ iteration, wall: w, share }) => `it${iteration} ${w.toFixed(1)}s ${(share * 100).toFixed(1)}%`).join(', '),
+    );
+  }
+}
+
+/**
+ * Each iteration's non-compute share. An iteration's window runs from its child workflow's first event to
+ * the next iteration's (so the hand-over between them, continue-as-new and the child start, counts
+ * against the iteration before), and the last one's to the run's end (its closing MLflow record).
+ * Iteration 0 is the baseline evaluation, and its window also holds the run's preparation.
+ */
+function iterationShares(starts: Map<number, number>, runEnd: number, covered: [number, number][]) {
+  const ordered = [...starts.entries()].sort((a, b) => a[0] - b[0]);
+  return ordered.map(([iteration, start], index) => {
+    const end = ordered[index + 1]?.[1] ?? runEnd;
+    const inside = covered.reduce((sum, [a, b]) => sum + Math.max(0, Math.min(b, end) - Math.max(a, start)), 0);
+    return { iteration, wall: end - start, share: (end - start - inside) / (end - start) };
+  });
 }
 
 /** Each stretch of >= 20 ms without a compute step: its start (run time), length, light activities in it and the rest. */

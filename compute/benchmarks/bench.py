@@ -23,7 +23,9 @@ shared machine do not change; wall-clock rates are recorded beside them. On a GP
   what filled it (``outside_compute_s``: seconds per light activity), its median step-to-step gap
   (``bench/orchestration-overhead.ts``), and the steps' process
   start (``startup_s``) + model load (``load_s``) vs compute (``step_compute_s``), summed over the run from the
-  manifests' ``timings``; skipped without it.
+  manifests' ``timings``; also each iteration's own share (``by_iteration``: its child workflow's start to the
+  next one's) and the median over the trained iterations (``iteration_share_median``, iteration 0 being the
+  baseline evaluation plus the run's preparation); skipped without it.
 - ``workers_scaling``: generate + reward of one toy iteration's prompts (configs/toy.yaml's ``prompts.limit``,
   256; 16 with ``--quick``) as 1 shard on one worker vs 2 shards on two at once, each step forked by its
   worker's warm ``csr_compute.fork_server`` (as the workers launch steps; ``CSR_FORK_SERVER=0``: a
@@ -371,8 +373,14 @@ def orchestration_overhead(args: argparse.Namespace) -> dict[str, Any]:
     parts = {} if split is None else {
         "startup_s": float(split.group(1)), "load_s": float(split.group(2)), "step_compute_s": float(split.group(3)),
         "steps_timed": int(split.group(4)), "steps_without_timings": int(split.group(5))}
+    # Per iteration: "it<N> <wall>s <share>%" for each iteration's window (bench/orchestration-overhead.ts).
+    by_iteration = [{"iteration": int(n), "wall_s": float(w), "share": round(float(p) / 100, 4)}
+                    for n, w, p in re.findall(r"it(\d+) ([0-9.]+)s ([0-9.]+)%", out.split("per iteration", 1)[-1])]
+    trained = [row["share"] for row in by_iteration if row["iteration"] > 0]
+    iteration_share = sorted(trained)[len(trained) // 2] if trained else None
     return {**record("orchestration_overhead", wall, compute, "seconds (run wall, compute)", {"run": args.run}),
-            "share": share, "median_gap_s": median, "ratio": None, "step_wall_sum_s": summed,
+            "share": share, "iteration_share_median": iteration_share, "by_iteration": by_iteration,
+            "median_gap_s": median, "ratio": None, "step_wall_sum_s": summed,
             "outside_compute_s": outside, **parts}
 
 
