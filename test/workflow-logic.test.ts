@@ -244,6 +244,17 @@ function messages(error: unknown): string {
   return parts.join(' <- ');
 }
 
+/** The tracking calls of a one-iteration run, in order, whatever lane they run on. */
+const ONE_ITERATION_TRACKING = [
+  'run start',
+  'iteration 0 start',
+  'iteration 0 end (run-0)',
+  'iteration 1 start',
+  'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
+  'iteration 1 end (run-1)',
+  'run end FINISHED',
+];
+
 test.serial('tracking lane: a slow trackIterationStart no longer delays the first step; MLflow sees the calls in the same order', async (t) => {
   const calls: string[] = [];
   const sawStepFirst: Record<number, boolean> = {};
@@ -261,15 +272,7 @@ test.serial('tracking lane: a slow trackIterationStart no longer delays the firs
   const history = await polling(staged.workers, () => staged.run(runInput('tracking-lane', (config) => (config.iterations = 1))));
   t.deepEqual(sawStepFirst, { 0: true, 1: true }, 'each iteration started computing while its MLflow run was still being made');
   t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
-  t.deepEqual(calls, [
-    'run start',
-    'iteration 0 start',
-    'iteration 0 end (run-0)',
-    'iteration 1 start',
-    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
-    'iteration 1 end (run-1)',
-    'run end FINISHED',
-  ]);
+  t.deepEqual(calls, ONE_ITERATION_TRACKING);
   t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1'], 'the summary still names each iteration\'s MLflow run');
 
   // What this code records replays against it (the lane adds no nondeterminism).
@@ -333,15 +336,7 @@ test.serial('tracking carry: the next iteration computes while the previous one 
   const history = await polling(staged.workers, () => staged.run(runInput('tracking-carry', (config) => (config.iterations = 1))));
   t.true(sawNextStep, "iteration 1 started computing while iteration 0's record was still being written");
   t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
-  t.deepEqual(calls, [
-    'run start',
-    'iteration 0 start',
-    'iteration 0 end (run-0)',
-    'iteration 1 start',
-    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
-    'iteration 1 end (run-1)',
-    'run end FINISHED',
-  ]);
+  t.deepEqual(calls, ONE_ITERATION_TRACKING);
   t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1']);
   t.false(history.some((h) => 'trackingEnd' in h), 'the carried record stays out of the run history');
 
@@ -400,15 +395,7 @@ test.serial("run tracking on the lane: a slow trackRunStart no longer holds iter
   ]);
   t.true(sawStep, 'iteration 0 started computing while the parent MLflow run was still being made');
   t.true(Date.now() - started < 15_000, 'no step waited out the slow tracking call');
-  t.deepEqual(calls, [
-    'run start',
-    'iteration 0 start',
-    'iteration 0 end (run-0)',
-    'iteration 1 start',
-    'iteration 1 curves (run-1)', // as soon as DPO has finished; the closing record no longer carries them
-    'iteration 1 end (run-1)',
-    'run end FINISHED',
-  ]);
+  t.deepEqual(calls, ONE_ITERATION_TRACKING);
   t.deepEqual(history.map((h) => h.mlflowRunId), ['run-0', 'run-1']);
   t.false(history.some((h) => 'runTracking' in h), 'the refs stay out of the run history');
   t.deepEqual(status.mlflow, { experimentName: 'x', runId: 'parent' }, 'the run keeps the refs iteration 0 handed back');
