@@ -2,15 +2,18 @@
  * The embedded stack as a user meets it: `csr up` / `csr down` through the real CLI, with its own
  * CSR_HOME and free ports. Restarting keeps Temporal history and MLflow runs; `status` and `list`
  * work against the embedded stack and against an external TEMPORAL_ADDRESS; a config with three
- * mistakes is refused with exit code 2 and starts no workflow.
+ * mistakes is refused with exit code 2 and starts no workflow; `up` returns once Temporal sees every
+ * worker poll its queues, and one that does not in time is named with its log (exit 2, nothing stopped).
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { MlflowClient } from '../src/mlflow';
 import { freePort } from '../app/stack/free-port';
+import { livePid, stopPidFile } from '../app/stack/process-group';
 import { createTestEnv, repoRoot, tempDir } from './helpers/temporal-harness';
 import { configHash } from '../app/cli/run-command';
 import { loadConfig } from '../src/config';
@@ -88,6 +91,67 @@ test.serial('stack restart keeps Temporal history and MLflow runs; status and li
     const services = JSON.parse(health.stdout) as { name: string; healthy: boolean }[];
     t.true(services.find((s) => s.name === 'temporal')?.healthy);
     t.true(services.find((s) => s.name === 'mlflow')?.healthy);
+  } finally {
+    csr(['down'], env);
+  }
+});
+
+test.serial('csr up returns once Temporal sees each worker poll its queues; past --worker-timeout it names the worker, exits 2 and stops nothing', async (t) => {
+  const env = await stackEnv();
+  const runDir = path.join(env.CSR_HOME, 'run');
+  const workerPid = (name: string) => livePid(path.join(runDir, `worker-${name}.pid`));
+  const { TaskQueueType } = temporal.api.enums.v1;
+  // What each worker process of `up --gpu-workers 1` serves: the CPU worker runs workflows and light activities.
+  const served: [string, string, temporal.api.enums.v1.TaskQueueType][] = [
+    ['cpu', 'csr-cpu', TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
+    ['cpu', 'csr-cpu', TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+    ['gpu-standins', 'csr-gpu', TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+  ];
+  try {
+    const up = csr(['up', '--gpu-workers', '1'], env);
+    t.is(up.status, 0, up.stdout + up.stderr);
+    const connection = await Connection.connect({ address: `127.0.0.1:${env.CSR_TEMPORAL_PORT}` });
+    try {
+      // At once, no waiting here: each worker process (identity `<worker>@<host>/<pid>`) polls each of its queues.
+      for (const [worker, taskQueue, taskQueueType] of served) {
+        const pid = workerPid(worker);
+        const { pollers } = await connection.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: taskQueue },
+          taskQueueType,
+        });
+        const identities = (pollers ?? []).map((p) => p.identity ?? '');
+        t.true(
+          pid !== undefined && identities.some((id) => id.endsWith(`/${pid}`)),
+          `${worker} (pid ${pid}) polls ${taskQueue} (type ${taskQueueType}); pollers: ${identities.join(', ')}`,
+        );
+      }
+    } finally {
+      await connection.close();
+    }
+
+    // Workers started with no time to come up: named with their logs, exit 2, left running; the next `up` adopts them.
+    for (const worker of ['cpu', 'gpu-standins']) await stopPidFile(path.join(runDir, `worker-${worker}.pid`), 30_000);
+    const late = csr(['up', '--gpu-workers', '1', '--worker-timeout', '0'], env);
+    t.is(late.status, 2, late.stdout + late.stderr);
+    t.regex(late.stderr, /worker cpu \(pid \d+\) is not polling csr-cpu \(workflow\), csr-cpu \(activity\) after 0 s; see \S+\/worker-cpu\.log/);
+    t.regex(late.stderr, /worker gpu-standins \(pid \d+\) is not polling csr-gpu \(activity\) after 0 s; see \S+\/worker-gpu-standins\.log/);
+    t.regex(late.stderr, /nothing was stopped/);
+    t.truthy(workerPid('cpu'));
+    t.truthy(workerPid('gpu-standins'));
+    const again = csr(['up', '--gpu-workers', '1'], env);
+    t.is(again.status, 0, again.stdout + again.stderr);
+    t.regex(again.stdout, /worker\s+cpu already running/);
+    t.regex(again.stdout, /worker\s+cpu polling csr-cpu \(workflow\), csr-cpu \(activity\)/);
+    const health = csr(['health', '--json'], env);
+    const services = JSON.parse(health.stdout) as { name: string; polling?: boolean }[];
+    t.deepEqual(
+      services.filter((s) => s.name.startsWith('worker-')).map((w) => [w.name, w.polling]).sort(),
+      [
+        ['worker-cpu', true],
+        ['worker-gpu-standins', true],
+      ],
+    );
   } finally {
     csr(['down'], env);
   }

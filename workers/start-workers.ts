@@ -18,6 +18,7 @@ import { credentialVariables } from '../src/mlflow/auth';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from '../src/client/temporal-auth';
 import { describeProbe, probeHealth, type ProbeReport } from './health-probe';
 import { CPU_QUEUE, GPU_QUEUE, hostQueue } from '../src/shared/task-queues';
+import { workerIdentity } from '../src/shared/worker-identity';
 import {
   type CompiledWorkersOptions,
   type StartWorkersOptions,
@@ -78,7 +79,7 @@ export function planWorkers(options: CompiledWorkersOptions): WorkerPlan[] {
   return plans;
 }
 
-const identityOf = (options: CompiledWorkersOptions, name: string) => `${name}@${options.hostId}/${process.pid}`;
+const identityOf = (options: CompiledWorkersOptions, name: string) => workerIdentity(name, options.hostId, process.pid);
 
 /** Start the workers of this machine; see the module comment for the process model. */
 export async function startWorkers(raw: StartWorkersOptions): Promise<RunningWorkers> {

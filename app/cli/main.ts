@@ -72,6 +72,7 @@ export function buildProgram(): Command {
     .option('--gpu-workers <n>', 'CPU stand-ins for GPU workers (no GPUs here)', integer('--gpu-workers', 1))
     .option('--gpus <ids>', 'GPU ids to start one pinned worker each for, e.g. 0,1')
     .option('--no-workers', 'start the servers only')
+    .option('--worker-timeout <s>', 'seconds to wait for the workers to poll their task queues (default 60)', integer('--worker-timeout'))
     .action(action(async () => (require('./stack-commands') as typeof import('./stack-commands')).upCommand));
 
   program

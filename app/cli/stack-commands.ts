@@ -1,6 +1,7 @@
 /** `csr up`, `csr down`, `csr health`: the embedded stack. */
 import { csrEnv } from '../../src/env';
 import { stackDown, stackHealth, stackUp, type ServiceHealth } from '../stack/stack';
+import { WorkersNotPollingError } from '../stack/worker-pollers';
 import { table, uiLinks } from './output';
 
 function printHealth(services: ServiceHealth[]): void {
@@ -9,7 +10,7 @@ function printHealth(services: ServiceHealth[]): void {
       ['service', 'state', 'where', 'pid'],
       ...services.map((s) => [
         s.name,
-        s.healthy ? 'up' : 'DOWN',
+        !s.healthy ? 'DOWN' : s.polling === false ? 'up, not polling' : 'up',
         `${s.url}${s.embedded ? '' : ' (external)'}`,
         s.pid === undefined ? '-' : String(s.pid),
       ]),
@@ -17,13 +18,26 @@ function printHealth(services: ServiceHealth[]): void {
   );
 }
 
-export async function upCommand(options: { gpuWorkers?: number; gpus?: string; workers?: boolean }): Promise<number> {
-  const services = await stackUp({
-    gpuWorkers: options.gpuWorkers,
-    gpus: options.gpus ? options.gpus.split(',').map((s) => s.trim()) : undefined,
-    noWorkers: options.workers === false,
-    log: (line) => console.log(line),
-  });
+export async function upCommand(options: {
+  gpuWorkers?: number;
+  gpus?: string;
+  workers?: boolean;
+  workerTimeout?: number;
+}): Promise<number> {
+  let services: ServiceHealth[];
+  try {
+    services = await stackUp({
+      gpuWorkers: options.gpuWorkers,
+      gpus: options.gpus ? options.gpus.split(',').map((s) => s.trim()) : undefined,
+      noWorkers: options.workers === false,
+      workerTimeoutMs: options.workerTimeout === undefined ? undefined : options.workerTimeout * 1000,
+      log: (line) => console.log(line),
+    });
+  } catch (error) {
+    if (!(error instanceof WorkersNotPollingError)) throw error;
+    console.error(`error: ${error.message}`);
+    return 2;
+  }
   printHealth(services);
   for (const line of uiLinks()) console.log(line);
   console.log(`state folder: ${csrEnv().home} (stop everything with: npx csr down)`);
