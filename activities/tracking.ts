@@ -128,13 +128,18 @@ export function plotPanels(history: Record<string, [number, number][]>, objectiv
 export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker, forkServer?: ForkServer) {
   const client = new MlflowClient({ trackingUri: env.mlflowUri });
   const resilient = tracker ?? new ResilientTracker({ client, spoolDir: path.join(env.home, 'spool', 'mlflow') });
+  // The plot's reads: short, since a plot is only refreshed when nothing waits, and it may be skipped.
+  const plotReads = client.withOptions({ timeoutMs: 10_000, retry: { attempts: 2, initialDelayMs: 200, maxDelayMs: 1000 } });
 
   /**
    * Refresh `plots/eval_metrics.png` from the parent run's own history: the objective and the headline
    * metrics against iteration, each titled with its direction. The objective comes from the run's params.
    */
   async function refreshPlot(parentRunId: string): Promise<void> {
-    const run = await client.getRun(parentRunId);
+    // While writes wait for MLflow its history is behind (the next iteration's refresh draws it whole), and a
+    // hung server would hold each read for its full timeout: no plot now.
+    if (resilient.pending > 0) throw new Error(`${resilient.pending} MLflow write(s) still waiting for the server`);
+    const run = await plotReads.getRun(parentRunId);
     const params = run.data.params ?? {};
     const objective = params['evaluate.objective'];
     const direction = params['evaluate.objective_direction'] === 'maximize' ? 'maximize' : 'minimize';
@@ -143,7 +148,7 @@ export function createTrackingActivities(env: CsrEnv, tracker?: ResilientTracker
       (k) => k.startsWith('eval/') && (k.slice('eval/'.length) === objective || isHeadlineMetric(k.slice('eval/'.length))),
     );
     if (keys.length === 0) return;
-    const histories = await Promise.all(keys.map((key) => client.getMetricHistory(parentRunId, key)));
+    const histories = await Promise.all(keys.map((key) => plotReads.getMetricHistory(parentRunId, key)));
     const history = Object.fromEntries(
       keys.map((key, i) => [key, histories[i]!.map((m): [number, number] => [m.step, m.value as number])]),
     );

@@ -4,6 +4,7 @@
  * and hang after the headers (MLflow applied the write, the client never read the answer). Every metric point must arrive
  * exactly once and in order; buffered writes are retried until delivered and given up only by age.
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -130,6 +131,27 @@ for (const mode of ['502', 'hang', 'apply-then-hang'] as const) {
     t.is(proxy.appliedBatches, mode === 'apply-then-hang' ? 4 : 3);
   });
 }
+
+test.serial('an artifact logged while writes wait goes behind them at once (no hung request), and arrives once', async (t) => {
+  const { proxy, tracker, direct, runId } = await setUp(t, 'artifact-behind');
+  t.teardown(async () => {
+    tracker.close();
+    await proxy.close();
+  });
+  proxy.mode = 'hang';
+  await tracker.logBatch(runId, { metrics: points(0, 5) }); // waits out one timeout (1.5 s), then spooled
+  const file = path.join(tempDir('csr-artifact-'), 'plot.png');
+  fs.writeFileSync(file, 'first');
+  const started = Date.now();
+  await tracker.logArtifact(runId, file, 'plots/plot.png');
+  t.true(Date.now() - started < 500, `queued without trying the hung server (${Date.now() - started} ms)`);
+  fs.writeFileSync(file, 'changed after logging'); // the spool kept its own copy
+  t.is(tracker.pending, 2);
+  proxy.mode = 'pass';
+  t.deepEqual(await tracker.flush(), { delivered: 2, pending: 0, rejected: 0 });
+  t.is((await direct.downloadArtifact(runId, 'plots/plot.png')).toString(), 'first');
+  t.is((await direct.getMetricHistory(runId, 'loss')).length, 5);
+});
 
 test.serial('a 502 for longer than 50 flushes is still retried, and delivered once the proxy recovers', async (t) => {
   const { proxy, tracker, direct, runId } = await setUp(t, 'long-502');

@@ -126,14 +126,23 @@ export class ResilientTracker {
   /** Upload a local file as `artifactPath` (default: its name); during an outage the spool keeps a copy. */
   async logArtifact(run: RunTarget, localPath: string, artifactPath = path.basename(localPath)): Promise<void> {
     const target = fixRun(run);
+    const write: SpooledWrite = { kind: 'upload-artifact', run: target, artifactPath, blob: '' };
+    // The spool keeps its own copy: the step may delete or overwrite its file before MLflow is back.
+    const copied = (id: string): SpooledWrite => {
+      fs.copyFileSync(localPath, this.spool.blobPath(id));
+      return { ...write, blob: path.basename(this.spool.blobPath(id)) };
+    };
+    if (this.queue.size > 0 || this.spool.hasPending()) {
+      // As for any write: behind the waiting ones, in order, rather than a try that would wait out a hung
+      // server's timeouts while the outage is already known.
+      this.buffer(write, 'earlier writes are still waiting for MLflow', copied);
+      this.schedule(0);
+      return;
+    }
     try {
       await this.client.logArtifactFile(await this.resolveRun(target), localPath, artifactPath);
     } catch (error) {
-      // The spool keeps its own copy: the step may delete or overwrite its file before MLflow is back.
-      this.failed({ kind: 'upload-artifact', run: target, artifactPath, blob: '' }, error, (id) => {
-        fs.copyFileSync(localPath, this.spool.blobPath(id));
-        return { kind: 'upload-artifact', run: target, artifactPath, blob: path.basename(this.spool.blobPath(id)) };
-      });
+      this.failed(write, error, copied);
     }
   }
 
