@@ -4,6 +4,7 @@
  * ports with a temporary CSR_HOME, plus what those tests need to break it: SIGKILL a worker with every
  * process group under it, SIGKILL the Temporal server, and read a step's files as they grow.
  */
+import type { ExecutionContext } from 'ava';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -187,6 +188,67 @@ export function stepFolders(root: string): string[] {
   };
   walk(root);
   return found.sort();
+}
+
+/** Each step's per-item file and the key that names an item in it. */
+export const ITEM_FILES: Record<string, { file: string; key: string }> = {
+  generate: { file: 'trees.jsonl', key: 'id' },
+  reward: { file: 'scored.jsonl', key: 'id' },
+  evaluate: { file: 'answers.jsonl', key: 'question_id' },
+};
+
+/** Optimizer steps in a DPO folder's metrics.jsonl (training records carry `loss`; evaluation ones `eval_loss`), in order. */
+export function dpoStepsLogged(dir: string): number[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .slice(0, -1) // a torn last line is not a record yet
+    .map((line) => JSON.parse(line) as { step?: number; loss?: number })
+    .filter((r) => typeof r.loss === 'number' && typeof r.step === 'number')
+    .map((r) => r.step as number);
+}
+
+/**
+ * Whole artifacts under `runDir`: each manifest's files match their hashes, reused + computed = total, each
+ * per-item file holds every key once and one record per item, a DPO folder logs each optimizer step once.
+ * `each` adds a test's own check per folder. Returns the folders checked.
+ */
+export function checkArtifacts(
+  t: ExecutionContext<unknown>,
+  runDir: string,
+  each: (dir: string, manifest: Manifest, where: string) => void = () => undefined,
+): string[] {
+  const found = stepFolders(runDir);
+  t.true(found.length >= 6, `step folders: ${found.join(', ')}`);
+  for (const dir of found) {
+    const manifest = readManifest(dir)!;
+    const where = path.relative(runDir, dir);
+    for (const [name, entry] of Object.entries(manifest.files)) {
+      t.is(sha256(path.join(dir, name)), entry.sha256, `${where}/${name} matches its manifest`);
+    }
+    t.is(manifest.items_reused + manifest.items_computed, manifest.items_total, `${where}: reused + computed = total`);
+    const items = ITEM_FILES[manifest.step];
+    if (items) {
+      const keys = fs
+        .readFileSync(path.join(dir, items.file), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => String((JSON.parse(line) as Record<string, unknown>)[items.key]));
+      t.is(new Set(keys).size, keys.length, `${where}/${items.file}: every ${items.key} once`);
+      t.is(keys.length, manifest.items_total, `${where}/${items.file}: one record per item`);
+    }
+    if (manifest.step === 'dpo') {
+      const steps = dpoStepsLogged(dir);
+      t.is(new Set(steps).size, steps.length, `${where}/metrics.jsonl: every optimizer step once (${steps.join(',')})`);
+    }
+    each(dir, manifest, where);
+  }
+  return found;
 }
 
 /** Poll `probe` every `everyMs` until it returns a value; fail after `timeoutMs`. */

@@ -14,7 +14,7 @@
  *
  * Run with `npm run test:faults:e2e` (minutes; not part of `npm test`).
  */
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import anyTest, { type TestFn } from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -27,8 +27,11 @@ import { startDetached, stopPidFile } from '../../app/stack/process-group';
 import { newRunInput, startRun } from '../../app/cli/run-command';
 import {
   type FaultStack,
+  ITEM_FILES,
   attemptsStarted,
+  checkArtifacts,
   completeLines,
+  dpoStepsLogged,
   gpuWorkerPid,
   killTree,
   processTree,
@@ -37,7 +40,6 @@ import {
   running,
   sha256,
   startFaultStack,
-  stepFolders,
   waitFor,
 } from '../helpers/fault-stack';
 import { type NamespacedWorker, namespacesUnavailable, startNamespacedWorker } from '../helpers/namespaced-worker';
@@ -50,12 +52,6 @@ const test = anyTest as TestFn<Context>;
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml');
 
 /** Per-item files and the key of their records. */
-const ITEM_FILES: Record<string, { file: string; key: string }> = {
-  generate: { file: 'trees.jsonl', key: 'id' },
-  reward: { file: 'scored.jsonl', key: 'id' },
-  evaluate: { file: 'answers.jsonl', key: 'question_id' },
-};
-
 /** The tiny-toy run of faults-e2e.test.ts: 12 prompts, small evaluations, a 10 s heartbeat timeout. */
 function smallRun(name: string, shards: number): CsrConfig {
   const config = loadConfig(fixture);
@@ -94,22 +90,6 @@ function halfWay(runDir: string, iteration: number, step: string, minItems: numb
   return undefined;
 }
 
-/** Optimizer steps in a DPO folder's metrics.jsonl (training records carry `loss`), in order. */
-function dpoStepsLogged(dir: string): number[] {
-  let text = '';
-  try {
-    text = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { step?: number; loss?: number })
-    .filter((r) => typeof r.loss === 'number' && typeof r.step === 'number')
-    .map((r) => r.step as number);
-}
-
 /** Every attempt log of a step folder, oldest first: `{ attempt, worker, text }` (worker from the header line). */
 function attemptLogs(dir: string): { attempt: number; worker: string; text: string }[] {
   const logs = path.join(dir, 'logs');
@@ -127,38 +107,6 @@ function attemptLogs(dir: string): { attempt: number; worker: string; text: stri
 
 /** The host id in a worker id `<name>@<host>/<pid>`. */
 const hostOf = (worker: string) => /@([^/]+)\//.exec(worker)?.[1] ?? '?';
-
-/**
- * Whole artifacts: each manifest's files match their hashes, reused + computed = total, each per-item
- * file holds every key once and one record per item. Returns the folders checked.
- */
-function checkArtifacts(t: ExecutionContext<Context>, runDir: string): string[] {
-  const found = stepFolders(runDir);
-  t.true(found.length >= 6, `step folders: ${found.join(', ')}`);
-  for (const dir of found) {
-    const manifest = readManifest(dir)!;
-    const where = path.relative(runDir, dir);
-    for (const [name, entry] of Object.entries(manifest.files)) {
-      t.is(sha256(path.join(dir, name)), entry.sha256, `${where}/${name} matches its manifest`);
-    }
-    t.is(manifest.items_reused + manifest.items_computed, manifest.items_total, `${where}: reused + computed = total`);
-    const items = ITEM_FILES[manifest.step];
-    if (items) {
-      const keys = fs
-        .readFileSync(path.join(dir, items.file), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => String((JSON.parse(line) as Record<string, unknown>)[items.key]));
-      t.is(new Set(keys).size, keys.length, `${where}/${items.file}: every ${items.key} once`);
-      t.is(keys.length, manifest.items_total, `${where}/${items.file}: one record per item`);
-    }
-    if (manifest.step === 'dpo') {
-      const steps = dpoStepsLogged(dir);
-      t.is(new Set(steps).size, steps.length, `${where}/metrics.jsonl: every optimizer step once (${steps.join(',')})`);
-    }
-  }
-  return found;
-}
 
 /** The failures of the run's pending activities (its current iteration's too), as Temporal holds them. */
 async function pendingFailures(

@@ -20,8 +20,11 @@ import { connectClient } from '../../src/client/temporal';
 import { newRunInput, startRun } from '../../app/cli/run-command';
 import {
   type FaultStack,
+  ITEM_FILES,
   attemptsStarted,
+  checkArtifacts,
   completeLines,
+  dpoStepsLogged,
   gpuWorkerPid,
   killTree,
   readManifest,
@@ -41,12 +44,6 @@ const test = anyTest as TestFn<Context>;
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml');
 
 /** Per-item files and the key of their records. */
-const ITEM_FILES: Record<string, { file: string; key: string }> = {
-  generate: { file: 'trees.jsonl', key: 'id' },
-  reward: { file: 'scored.jsonl', key: 'id' },
-  evaluate: { file: 'answers.jsonl', key: 'question_id' },
-};
-
 /** The tiny-toy run made just long enough in each step to be caught half-way. */
 function faultConfig(): CsrConfig {
   const config = loadConfig(fixture);
@@ -82,25 +79,9 @@ interface FaultRecord {
   manifestsBefore: Map<string, string>;
 }
 
-/** The last optimizer step in a DPO step's metrics.jsonl (its training records; evaluation records say `eval_loss`). */
-function dpoSteps(dir: string): number {
-  let text = '';
-  try {
-    text = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
-  } catch {
-    return 0;
-  }
-  let last = 0;
-  for (const line of text.split('\n').slice(0, -1)) {
-    const record = JSON.parse(line) as { step?: number; loss?: number };
-    if (typeof record.loss === 'number' && typeof record.step === 'number') last = Math.max(last, record.step);
-  }
-  return last;
-}
-
 /** Items of a step folder on disk now: complete per-item records, or DPO's optimizer steps. */
 function itemsOnDisk(dir: string, step: string): number {
-  return step === 'dpo' ? dpoSteps(dir) : completeLines(path.join(dir, ITEM_FILES[step]?.file ?? ''));
+  return step === 'dpo' ? Math.max(0, ...dpoStepsLogged(dir)) : completeLines(path.join(dir, ITEM_FILES[step]?.file ?? ''));
 }
 
 /**
@@ -211,29 +192,11 @@ test.serial('worker and Temporal server SIGKILLed mid-step: the run completes, n
   );
 
   // Every step's artifacts are whole, and every per-item file holds each item once.
-  const folders = stepFolders(runDir);
-  t.true(folders.length >= 6, `step folders: ${folders.join(', ')}`);
-  for (const dir of folders) {
-    const manifest = readManifest(dir)!;
-    const where = path.relative(runDir, dir);
-    for (const [name, entry] of Object.entries(manifest.files)) {
-      t.is(sha256(path.join(dir, name)), entry.sha256, `${where}/${name} matches its manifest`);
-    }
-    t.is(manifest.items_reused + manifest.items_computed, manifest.items_total, `${where}: reused + computed = total`);
-    const items = ITEM_FILES[manifest.step];
-    if (items) {
-      const keys = fs
-        .readFileSync(path.join(dir, items.file), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => String((JSON.parse(line) as Record<string, unknown>)[items.key]));
-      t.is(new Set(keys).size, keys.length, `${where}/${items.file}: every ${items.key} once`);
-      t.is(keys.length, manifest.items_total, `${where}/${items.file}: one record per item`);
-    }
+  checkArtifacts(t, runDir, (dir, manifest, where) => {
     const killed = faults.find((f) => f.stepDir === dir);
     // Once, or not at all (a step reused without starting Python, like the toy world's).
     if (!killed) t.true(attemptsStarted(dir, manifest.step) <= 1, `${where} ran once`);
-  }
+  });
 
   // Each killed step kept what it had finished.
   for (const fault of faults) {
