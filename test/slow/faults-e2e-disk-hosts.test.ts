@@ -51,7 +51,6 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml');
 
-/** Per-item files and the key of their records. */
 /** The tiny-toy run of faults-e2e.test.ts: 12 prompts, small evaluations, a 10 s heartbeat timeout. */
 function smallRun(name: string, shards: number): CsrConfig {
   const config = loadConfig(fixture);

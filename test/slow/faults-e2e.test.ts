@@ -43,7 +43,6 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'tiny-toy.yaml');
 
-/** Per-item files and the key of their records. */
 /** The tiny-toy run made just long enough in each step to be caught half-way. */
 function faultConfig(): CsrConfig {
   const config = loadConfig(fixture);
