@@ -278,3 +278,43 @@ def test_control_pairings_keep_the_same_prompts(synthetic):
     assert again == randomised, "random pairs are drawn from the run seed and prompt id"
     with pytest.raises(Exception, match="params.pairing"):
         _curate(tmp_path, scored, images, "bad-pairing", {"pairing": "shuffled"})
+
+
+def _tree(*paths: list[tuple[str, float]]) -> list[dict]:
+    """A scored tree in the reward step's node format: one root, then each path as its own chain."""
+    nodes = [{"index": 0, "parent": -1, "text": "", "calibrated": None, "clip": None, "final": False, "dropped": None}]
+    for path in paths:
+        parent = 0
+        for depth, (text, value) in enumerate(path):
+            nodes.append({"index": len(nodes), "parent": parent, "text": text, "calibrated": value, "clip": value,
+                          "final": depth == len(path) - 1, "dropped": None})
+            parent = len(nodes) - 1
+    return nodes
+
+
+def test_a_repeated_sentence_is_valued_as_the_trees_worst_sentence():
+    from csr_compute.search.pairs import choose_pair, complete_paths
+
+    nodes = _tree([("the cup is small .", 9.0), ("the cup is small .", 9.0), ("the Cup is small", 8.0)],
+                  [("the cup is small .", 9.0), ("the dog is big .", 6.0)],
+                  [("the hat is big .", 1.0)])
+    own = complete_paths(nodes, "score", "with_root")
+    # the paper's reward: (9 + 9 + 8) / 4 = 6.5 beats (9 + 6) / 3 = 5: the repeating path is chosen
+    assert [p.score for p in own] == pytest.approx([6.5, 5.0, 0.5])
+    assert choose_pair(own)[0].sentences[1] == "the cup is small ."
+    worst = complete_paths(nodes, "score", "with_root", repeated="worst")
+    # repeats (case, spacing and the stop ignored) count as the tree's worst sentence, 1.0: (9 + 1 + 1) / 4
+    assert [p.score for p in worst] == pytest.approx([2.75, 5.0, 0.5])
+    chosen, rejected = choose_pair(worst)
+    assert chosen.text == "the cup is small . the dog is big ." and rejected.text == "the hat is big ."
+    # rank mode: lower is better, so the worst is the largest value, and the path value is negated
+    ranked = _tree([("a .", 0.2), ("a .", 0.2)], [("b .", 0.6)])
+    assert [p.score for p in complete_paths(ranked, "rank", "sentences", repeated="worst")] == pytest.approx([-0.4, -0.6])
+
+
+def test_repeated_sentences_must_be_a_known_choice(synthetic):
+    tmp_path, scored, images, _ = synthetic
+    with pytest.raises(Exception, match="params.repeated_sentences"):
+        _curate(tmp_path, scored, images, "bad-repeats", {"repeated_sentences": "drop"})
+    pairs, _ = _curate(tmp_path, scored, images, "worst-repeats", {"repeated_sentences": "worst"})
+    assert pairs, "the option is accepted end to end by the curate step"

@@ -139,6 +139,11 @@ const curate = z
     drop_repeated_objects: bool().default(false),
     /** Path score divisor: sentences + 1 (`with_root`, reference code) or sentences. @default with_root */
     path_norm: oneOf(['with_root', 'sentences']).default('with_root'),
+    /**
+     * Value of a sentence that repeats an earlier sentence of its response: its own score (`score`, the
+     * paper's reward) or the tree's worst sentence value (`worst`: padding with repeats loses). @default score
+     */
+    repeated_sentences: oneOf(['score', 'worst']).default('score'),
     /** Pairs copied to pairs_sample.jsonl (and MLflow). @default 20 */
     sample_size: int(0).default(20),
     /** `calibrated` (CSR) or a control on the same prompts: `swapped` (chosen and rejected exchanged), `random`. */

@@ -26,11 +26,29 @@ class Path:
         return " ".join(self.sentences)
 
 
-def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str) -> list[Path]:
+REPEATED_SENTENCES = ("score", "worst")
+
+
+def _worst_value(nodes: list[dict[str, Any]], mode: str) -> float:
+    """The tree's worst calibrated sentence value (rank mode: lower is better, so the largest)."""
+    values = [n["calibrated"] for n in nodes if n["calibrated"] is not None]
+    if not values:
+        return 0.0
+    return max(values) if mode == "rank" else min(values)
+
+
+def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str, repeated: str = "score") -> list[Path]:
     """Every path that ends in a kept final node and holds at least one scored sentence.
 
     An end-marker leaf (the model stopped right after a sentence) adds no sentence of its own.
+    ``repeated="worst"``: a sentence that says again what an earlier sentence of the same response said
+    (same words once case, spacing and the final stop are ignored) is valued as the tree's worst
+    sentence. Why: CLIP scores a repeated true sentence as highly as the first time, so the best path
+    of a tree is often one that pads itself with repeats; with their own score kept ("score", the
+    paper's and reference code's reward) the loop learns to repeat, which also inflates CHAIR_I's
+    denominator with true mentions.
     """
+    worst = _worst_value(nodes, mode) if repeated == "worst" else None
     paths = []
     for leaf in nodes:
         if not leaf["final"] or leaf["dropped"] is not None:
@@ -42,9 +60,13 @@ def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str) -> li
         scored = [n for n in reversed(chain) if n["calibrated"] is not None]
         if not scored:
             continue
+        values, seen = [], set()
+        for node in scored:
+            said = _normalise(node["text"])
+            values.append(worst if worst is not None and said in seen else node["calibrated"])
+            seen.add(said)
         paths.append(Path(leaf=leaf["index"], sentences=[n["text"] for n in scored],
-                          clips=[n["clip"] for n in scored],
-                          score=path_value([n["calibrated"] for n in scored], mode, path_norm)))
+                          clips=[n["clip"] for n in scored], score=path_value(values, mode, path_norm)))
     return paths
 
 

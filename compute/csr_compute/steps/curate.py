@@ -4,6 +4,8 @@ Every complete path is scored by its mean calibrated sentence value; chosen = be
 (with a different text; ties broken by a hash of the text, not by length). Controls (``pairing``):
 ``swapped`` trains on rejected-over-chosen and ``random`` on two random responses of the same tree,
 for the same prompts that the calibrated pairing keeps, so a control has the same number of pairs.
+A sentence that repeats an earlier one of its response can be valued as the tree's worst sentence
+(``repeated_sentences: worst``), so that padding with repeats loses instead of wins.
 Noise filters, each off by default (the reference has none): a minimum calibrated gap, pairs that differ only in sentence order, chosen responses that repeat a sentence.
 With ``ground_truth`` (the toy world's scenes.jsonl) the pairs are also judged against the truth.
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from ..contract import Progress, atomic_write_json, atomic_write_text, log, write_manifest
 from ..search.calibration import PATH_NORMS
-from ..search.pairs import PAIRINGS, choose_pair, complete_paths, control_pair, order_only, repeats_itself
+from ..search.pairs import PAIRINGS, REPEATED_SENTENCES, choose_pair, complete_paths, control_pair, order_only, repeats_itself
 from ..config_bounds import check_section
 from .common import (StepSpec, check_bool, check_choice, check_float, check_int, check_paths, check_str, from_dict,
                      open_step, read_jsonl, require_file, resolve_image)
@@ -39,6 +41,7 @@ class CurateParams:
     drop_repeated_objects: bool = field(default=False, metadata={"help": "Drop pairs whose chosen response repeats a sentence."})
     path_norm: str = field(default="with_root", metadata={"help": "Path score divisor: 'with_root' (sentences + 1, reference code) or 'sentences'."})
     sample_size: int = field(default=20, metadata={"help": "Pairs copied to pairs_sample.jsonl."})
+    repeated_sentences: str = field(default="score", metadata={"help": "Value of a sentence that repeats an earlier one of its response: 'score' (its own, as the paper) or 'worst' (the tree's worst sentence value)."})
     pairing: str = field(default="calibrated", metadata={"help": "'calibrated' (CSR), or a control on the same prompts: 'swapped' (chosen and rejected exchanged), 'random' (two random responses)."})
 
     def __post_init__(self) -> None:
@@ -50,6 +53,7 @@ class CurateParams:
         check_bool("params.drop_repeated_objects", self.drop_repeated_objects)
         check_choice("params.path_norm", self.path_norm, PATH_NORMS)
         check_int("params.sample_size", self.sample_size, minimum=0)
+        check_choice("params.repeated_sentences", self.repeated_sentences, REPEATED_SENTENCES)
         check_choice("params.pairing", self.pairing, PAIRINGS)
 
 
@@ -93,7 +97,7 @@ def curate(records: list[dict[str, Any]], spec: CurateSpec, progress: Progress) 
     for record in records:
         progress.advance(1)
         mode = record.get("calibration", "rank")
-        paths = complete_paths(record["nodes"], mode, params.path_norm)
+        paths = complete_paths(record["nodes"], mode, params.path_norm, params.repeated_sentences)
         pair = choose_pair(paths)
         if pair is None:
             has_path = any(n["final"] and n["dropped"] is None and n["calibrated"] is not None for n in record["nodes"])
