@@ -145,3 +145,14 @@ def test_chair_reports_per_caption_counts_and_the_standard_error_of_chair_i():
     assert m["words_per_caption"] == pytest.approx((5 + 7 + 2) / 3)
     # delta method by hand: r = 0.2; residuals h - r*m = 0.6, -0.4, -0.2; sum of squares 0.56 / (n-1) = 0.28
     assert m["CHAIR_I_se"] == pytest.approx(100 * (0.28 / 3) ** 0.5 / (5 / 3))
+
+
+def test_repeating_a_true_object_lowers_chair_i_but_not_chair_i_distinct():
+    from csr_compute.evaluation.scorers.chair import chair_metrics
+
+    coco = Vocabulary.from_file(COCO_SYNONYMS)
+    once = chair_metrics(coco, [({"dog"}, "A dog and a cat.")])
+    again = chair_metrics(coco, [({"dog"}, "A dog and a cat. A dog. A dog.")])
+    assert (once["CHAIR_I"], again["CHAIR_I"]) == pytest.approx((50.0, 25.0))  # 1 of 2 mentions, then 1 of 4
+    assert once["CHAIR_I_distinct"] == again["CHAIR_I_distinct"] == pytest.approx(50.0)  # cat of {dog, cat}
+    assert (once["repeated_per_caption"], again["repeated_per_caption"]) == (0.0, 2.0)

@@ -132,8 +132,12 @@ def chair_metrics(vocabulary: Vocabulary, captions: Iterable[tuple[set[str], str
     Beside the official three: per-caption counts (saying less is the cheap way to hallucinate less,
     so mentions and length are read next to CHAIR) and ``CHAIR_I_se``, the standard error of CHAIR_I
     as a ratio estimator over captions (delta method), which says how far apart two runs must be.
+    A caption that names a true object again adds a mention to CHAIR_I's denominator and so lowers it
+    without hallucinating less: ``repeated_per_caption`` counts those extra mentions, and
+    ``CHAIR_I_distinct`` is CHAIR_I with each object counted once per caption, which repeating cannot move.
     """
     num_captions = hallucinated_captions = mentions = hallucinated_mentions = 0
+    distinct = hallucinated_distinct = 0
     gt_total = covered_total = missing = words = 0
     per_caption: list[tuple[int, int]] = []  # (hallucinated mentions, mentions) of each answered caption
     for truth, caption in captions:
@@ -149,6 +153,9 @@ def chair_metrics(vocabulary: Vocabulary, captions: Iterable[tuple[set[str], str
         hallucinated_mentions += len(wrong)
         hallucinated_captions += bool(wrong)
         covered_total += len({node for _, node in found if node in truth})
+        named = {node for _, node in found}
+        distinct += len(named)
+        hallucinated_distinct += len(named - set(truth))
         words += len(caption.split())
         per_caption.append((len(wrong), len(found)))
     answered = max(len(per_caption), 1)
@@ -164,6 +171,8 @@ def chair_metrics(vocabulary: Vocabulary, captions: Iterable[tuple[set[str], str
         "hallucinated_per_caption": hallucinated_mentions / answered,
         "words_per_caption": words / answered,
         "CHAIR_I_se": 100.0 * _ratio_standard_error(per_caption),
+        "CHAIR_I_distinct": percent(hallucinated_distinct, distinct),
+        "repeated_per_caption": (mentions - distinct) / answered,
     }
 
 
