@@ -7,7 +7,7 @@ import type { SweepResult, SweepTable } from '../../../src/shared/sweep-types';
 import { metric, table } from '../output';
 
 /** Top-level figures of the benchmarks (per-split and per-category breakdowns stay in the CSV). */
-const HEADLINE = /^[^/]+\/(CHAIR_I|CHAIR_S|recall|accuracy|f1|total|relative_score|perception|cognition)$/;
+const HEADLINE = /^[^/]+\/(CHAIR_I|CHAIR_I_distinct|CHAIR_S|recall|accuracy|f1|total|relative_score|perception|cognition)$/;
 
 /** Columns of the printed table: `wanted` when given, else the objective and the headline metrics. */
 export function printedMetrics(table: SweepTable, objective?: string, wanted?: string[]): string[] {
