@@ -86,7 +86,7 @@ const CHANGES: Record<string, Change> = {
   'curate.drop_order_only': { to: false },
   'curate.drop_repeated_objects': { to: false },
   'curate.path_norm': { to: 'sentences' },
-  'curate.repeated_sentences': { to: 'worst' },
+  'curate.repeated_sentences': { to: 'score' },
   'curate.sample_size': { to: 5 },
   'curate.pairing': { to: 'swapped' },
   'dpo.beta': { to: 0.2 },
