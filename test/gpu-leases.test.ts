@@ -85,47 +85,63 @@ test('setPid records the compute process group in the held lease only', (t) => {
 });
 
 test('two processes contending for overlapping GPU sets never hold the same GPU at once', async (t) => {
+  // Overlap is detected without clocks: while holding, a contender creates a marker file per GPU
+  // with O_EXCL, and removes it before releasing. A second holder of the same GPU finds the marker.
+  // (Comparing timestamps across processes is unreliable: each Node process has its own
+  // performance.timeOrigin, and on a loaded CI machine they differ by milliseconds, which reads as
+  // overlap between holds that follow each other.)
   const runDir = tempDir();
   const logDir = tempDir();
+  const markerDir = tempDir();
   const script = path.join(logDir, 'contender.ts');
   fs.writeFileSync(
     script,
     `import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GpuLeases } from ${JSON.stringify(path.join(repoRoot, 'src', 'gpu', 'leases'))};
-const [runDir, name, idsText, logFile] = process.argv.slice(2);
+const [runDir, name, idsText, markerDir] = process.argv.slice(2);
 const ids = idsText.split(',');
-const leases = new GpuLeases({ runDir, hostId: 'testhost', owner: name, pollMs: 1, log: () => undefined });
-const now = () => performance.timeOrigin + performance.now();
+const notes: string[] = [];
+const leases = new GpuLeases({ runDir, hostId: 'testhost', owner: name, pollMs: 1, log: (m) => notes.push(m) });
 (async () => {
   const deadline = Date.now() + 2500;
   let rounds = 0;
+  let overlaps = 0;
   while (Date.now() < deadline) {
     await leases.acquire(ids);
-    const start = now();
     for (const id of ids) if (leases.read(id)?.owner !== name) throw new Error('lease of ' + id + ' is not mine');
+    const made: string[] = [];
+    for (const id of ids) {
+      const marker = path.join(markerDir, 'gpu-' + id);
+      try {
+        fs.writeFileSync(marker, name, { flag: 'wx' });
+        made.push(marker);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        overlaps++;
+      }
+    }
     await new Promise((r) => setTimeout(r, Math.random() * 5));
-    const end = now();
-    fs.appendFileSync(logFile, JSON.stringify({ name, ids, start, end }) + '\\n');
+    for (const marker of made) fs.rmSync(marker);
     leases.release(ids);
     rounds++;
     await new Promise((r) => setTimeout(r, Math.random() * 3));
   }
   leases.close();
-  console.log(rounds);
+  console.log(JSON.stringify({ rounds, overlaps, notes }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `,
   );
-  const logFile = path.join(logDir, 'holds.jsonl');
   const contenders = [
     ['single-1', '1'],
     ['pair-01', '0,1'],
     ['pair-12', '1,2'],
   ].map(
     ([name, ids]) =>
-      new Promise<number>((resolve, reject) => {
+      new Promise<{ rounds: number; overlaps: number; notes: string[] }>((resolve, reject) => {
         const child = spawn(
           process.execPath,
-          ['--import', 'tsx', script, runDir, name as string, ids as string, logFile],
+          ['--import', 'tsx', script, runDir, name as string, ids as string, markerDir],
           {
             cwd: repoRoot,
             stdio: ['ignore', 'pipe', 'inherit'],
@@ -134,26 +150,21 @@ const now = () => performance.timeOrigin + performance.now();
         let out = '';
         child.stdout.on('data', (chunk) => (out += chunk));
         child.on('exit', (code) =>
-          code === 0 ? resolve(Number(out.trim())) : reject(new Error(`${name} exited ${code}`)),
+          code === 0 ? resolve(JSON.parse(out.trim())) : reject(new Error(`${name} exited ${code}`)),
         );
       }),
   );
-  const rounds = await Promise.all(contenders);
+  const results = await Promise.all(contenders);
+  const rounds = results.map((r) => r.rounds);
   for (const count of rounds) t.true(count > 5, `each contender got the GPUs several times (${rounds})`);
-  const holds = fs
-    .readFileSync(logFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as { name: string; ids: string[]; start: number; end: number });
-  let overlaps = 0;
-  for (const a of holds) {
-    for (const b of holds) {
-      if (a === b || a.name === b.name || !a.ids.some((id) => b.ids.includes(id))) continue;
-      if (a.start < b.end && b.start < a.end) overlaps++;
-    }
-  }
-  t.is(overlaps, 0);
+  t.deepEqual(
+    results.map((r) => r.overlaps),
+    [0, 0, 0],
+  );
+  // No contender judged a live rival's lease stale.
+  t.deepEqual(results.flatMap((r) => r.notes), []);
   t.deepEqual(fs.readdirSync(runDir), []);
+  t.deepEqual(fs.readdirSync(markerDir), []);
 });
 
 test('a stale lease whose process is dead is removed', async (t) => {
