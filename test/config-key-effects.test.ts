@@ -87,6 +87,7 @@ const CHANGES: Record<string, Change> = {
   'curate.drop_repeated_objects': { to: false },
   'curate.path_norm': { to: 'sentences' },
   'curate.repeated_sentences': { to: 'score' },
+  'curate.repeat_similarity': { to: 0.8, also: { 'curate.repeated_sentences': 'worst' } },
   'curate.sample_size': { to: 5 },
   'curate.pairing': { to: 'swapped' },
   'dpo.beta': { to: 0.2 },

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from csr_compute.search.calibration import calibrate_siblings, path_value, sibling_ranks
 from csr_compute.search.filters import drop_reason, garbage_reason
+from csr_compute.contract import SpecError
 from csr_compute.steps import curate, reward
 
 
@@ -66,7 +68,7 @@ def test_reward_scores_and_calibrates_every_kept_sentence(tiny_models, tiny_pipe
     records = read(Path(tiny_pipeline.reward_spec["out_dir"]) / "scored.jsonl")
     assert len(records) == 8
     clip = load_clip(tiny_models.clip, "cpu")
-    checked = 0
+    checked = echoes = 0
     for record in records:
         nodes = record["nodes"]
         for node in nodes[1:]:
@@ -91,7 +93,24 @@ def test_reward_scores_and_calibrates_every_kept_sentence(tiny_models, tiny_pipe
             inputs = clip.processor(text=[node["text"]], images=image, return_tensors="pt", padding=True)
             assert node["clip"] == pytest.approx(clip.model(**inputs).logits_per_image.item(), abs=1e-4)
             checked += 1
+        for node in nodes[1:]:  # echo: the highest text-embedding cosine to a scored ancestor
+            ancestors, parent = [], node["parent"]
+            while parent > 0:
+                if nodes[parent]["clip"] is not None:
+                    ancestors.append(nodes[parent]["text"])
+                parent = nodes[parent]["parent"]
+            if node["clip"] is None or not ancestors:
+                assert node["echo"] is None
+                continue
+            tokens = clip.processor.tokenizer([node["text"], *ancestors], padding=True, return_tensors="pt")
+            with torch.no_grad():
+                embeds = clip.model.get_text_features(**tokens)
+            embeds = getattr(embeds, "pooler_output", embeds)
+            embeds = embeds / embeds.norm(dim=-1, keepdim=True)
+            assert node["echo"] == pytest.approx(float((embeds[1:] @ embeds[0]).max()), abs=1e-4)
+            echoes += 1
     assert checked == 3
+    assert echoes > 0
 
 
 def test_restarted_reward_skips_finished_trees(tiny_pipeline, tmp_path):
@@ -280,14 +299,17 @@ def test_control_pairings_keep_the_same_prompts(synthetic):
         _curate(tmp_path, scored, images, "bad-pairing", {"pairing": "shuffled"})
 
 
-def _tree(*paths: list[tuple[str, float]]) -> list[dict]:
-    """A scored tree in the reward step's node format: one root, then each path as its own chain."""
-    nodes = [{"index": 0, "parent": -1, "text": "", "calibrated": None, "clip": None, "final": False, "dropped": None}]
+def _tree(*paths: list[tuple]) -> list[dict]:
+    """A scored tree in the reward step's node format: one root, then each path as its own chain.
+
+    A sentence is (text, value) or (text, value, echo)."""
+    nodes = [{"index": 0, "parent": -1, "text": "", "calibrated": None, "clip": None, "final": False, "dropped": None,
+              "echo": None}]
     for path in paths:
         parent = 0
-        for depth, (text, value) in enumerate(path):
+        for depth, (text, value, *echo) in enumerate(path):
             nodes.append({"index": len(nodes), "parent": parent, "text": text, "calibrated": value, "clip": value,
-                          "final": depth == len(path) - 1, "dropped": None})
+                          "final": depth == len(path) - 1, "dropped": None, "echo": echo[0] if echo else None})
             parent = len(nodes) - 1
     return nodes
 
@@ -310,6 +332,36 @@ def test_a_repeated_sentence_is_valued_as_the_trees_worst_sentence():
     # rank mode: lower is better, so the worst is the largest value, and the path value is negated
     ranked = _tree([("a .", 0.2), ("a .", 0.2)], [("b .", 0.6)])
     assert [p.score for p in complete_paths(ranked, "rank", "sentences", repeated="worst")] == pytest.approx([-0.4, -0.6])
+
+
+def test_a_sentence_close_to_an_earlier_one_by_clip_text_similarity_is_a_repeat_too():
+    from csr_compute.search.pairs import choose_pair, complete_paths
+
+    # "the hat" says again what "the cap" said (echo 0.99); "the dog" is new (echo 0.2)
+    nodes = _tree([("the cap is small .", 9.0), ("the hat is small .", 9.0, 0.99)],
+                  [("the cap is small .", 9.0), ("the dog is big .", 6.0, 0.2)],
+                  [("the hat is big .", 1.0)])
+    # with the same words only (similarity 1), the synonym keeps its own value: (9 + 9) / 3 = 6
+    words = complete_paths(nodes, "score", "with_root", repeated="worst")
+    assert [p.score for p in words] == pytest.approx([6.0, 5.0, 0.5])
+    # at 0.9 it is a repeat, valued as the tree's worst sentence (1.0): (9 + 1) / 3
+    close = complete_paths(nodes, "score", "with_root", repeated="worst", similarity=0.9)
+    assert [p.score for p in close] == pytest.approx([10 / 3, 5.0, 0.5])
+    assert choose_pair(close)[0].text == "the cap is small . the dog is big ."
+    # the threshold is inclusive; "score" mode ignores it
+    assert complete_paths(nodes, "score", "with_root", repeated="worst", similarity=0.99)[0].score == pytest.approx(10 / 3)
+    assert complete_paths(nodes, "score", "with_root", similarity=0.5)[0].score == pytest.approx(6.0)
+
+
+def test_repeat_similarity_needs_the_reward_steps_echoes(synthetic):
+    tmp_path, scored, images, _ = synthetic  # hand-written trees without "echo", as an older reward step wrote
+    with pytest.raises(SpecError, match="echo"):
+        _curate(tmp_path, scored, images, "no-echo", {"repeated_sentences": "worst", "repeat_similarity": 0.9})
+    with pytest.raises(SpecError, match="params.repeat_similarity"):
+        _curate(tmp_path, scored, images, "bad-similarity", {"repeat_similarity": 1.5})
+    # unused without 'worst', and at 1 (same words only) never read: both run
+    assert _curate(tmp_path, scored, images, "unused", {"repeat_similarity": 0.9})[0]
+    assert _curate(tmp_path, scored, images, "words", {"repeated_sentences": "worst", "repeat_similarity": 1})[0]
 
 
 def test_repeated_sentences_must_be_a_known_choice(synthetic):

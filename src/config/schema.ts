@@ -144,6 +144,12 @@ const curate = z
      * paper's reward) or the tree's worst sentence value (`worst`: padding with repeats loses). @default score
      */
     repeated_sentences: oneOf(['score', 'worst']).default('score'),
+    /**
+     * With `repeated_sentences: worst`, a sentence whose CLIP text embedding has at least this cosine
+     * similarity to an earlier sentence of its response is a repeat too: the same thing in other words
+     * ("the cap is small . the hat is small ."). 1 = the same words only. @default 1
+     */
+    repeat_similarity: num(0, 1).default(1),
     /** Pairs copied to pairs_sample.jsonl (and MLflow). @default 20 */
     sample_size: int(0).default(20),
     /** `calibrated` (CSR) or a control on the same prompts: `swapped` (chosen and rejected exchanged), `random`. */

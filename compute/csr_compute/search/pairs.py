@@ -37,7 +37,8 @@ def _worst_value(nodes: list[dict[str, Any]], mode: str) -> float:
     return max(values) if mode == "rank" else min(values)
 
 
-def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str, repeated: str = "score") -> list[Path]:
+def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str, repeated: str = "score",
+                   similarity: float = 1.0) -> list[Path]:
     """Every path that ends in a kept final node and holds at least one scored sentence.
 
     An end-marker leaf (the model stopped right after a sentence) adds no sentence of its own.
@@ -46,7 +47,9 @@ def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str, repea
     sentence. Why: CLIP scores a repeated true sentence as highly as the first time, so the best path
     of a tree is often one that pads itself with repeats; with their own score kept ("score", the
     paper's and reference code's reward) the loop learns to repeat, which also inflates CHAIR_I's
-    denominator with true mentions.
+    denominator with true mentions. With ``similarity`` below 1, a sentence whose ``echo`` (the reward
+    step's highest CLIP text similarity to an earlier sentence of its path) reaches it is a repeat too:
+    the same thing said in other words ("the cap is small . the hat is small .").
     """
     worst = _worst_value(nodes, mode) if repeated == "worst" else None
     paths = []
@@ -63,7 +66,8 @@ def complete_paths(nodes: list[dict[str, Any]], mode: str, path_norm: str, repea
         values, seen = [], set()
         for node in scored:
             said = _normalise(node["text"])
-            values.append(worst if worst is not None and said in seen else node["calibrated"])
+            repeat = said in seen or (similarity < 1.0 and node["echo"] is not None and node["echo"] >= similarity)
+            values.append(worst if worst is not None and repeat else node["calibrated"])
             seen.add(said)
         paths.append(Path(leaf=leaf["index"], sentences=[n["text"] for n in scored],
                           clips=[n["clip"] for n in scored], score=path_value(values, mode, path_norm)))

@@ -5,7 +5,9 @@ Every complete path is scored by its mean calibrated sentence value; chosen = be
 ``swapped`` trains on rejected-over-chosen and ``random`` on two random responses of the same tree,
 for the same prompts that the calibrated pairing keeps, so a control has the same number of pairs.
 A sentence that repeats an earlier one of its response can be valued as the tree's worst sentence
-(``repeated_sentences: worst``), so that padding with repeats loses instead of wins.
+(``repeated_sentences: worst``), so that padding with repeats loses instead of wins; with
+``repeat_similarity`` below 1, so is one whose CLIP text embedding is that close to an earlier one's
+(the reward step's ``echo``): the same thing said in other words.
 Noise filters, each off by default (the reference has none): a minimum calibrated gap, pairs that differ only in sentence order, chosen responses that repeat a sentence.
 With ``ground_truth`` (the toy world's scenes.jsonl) the pairs are also judged against the truth.
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import Progress, atomic_write_json, atomic_write_text, log, write_manifest
+from ..contract import Progress, SpecError, atomic_write_json, atomic_write_text, log, write_manifest
 from ..search.calibration import PATH_NORMS
 from ..search.pairs import PAIRINGS, REPEATED_SENTENCES, choose_pair, complete_paths, control_pair, order_only, repeats_itself
 from ..config_bounds import check_section
@@ -42,6 +44,7 @@ class CurateParams:
     path_norm: str = field(default="with_root", metadata={"help": "Path score divisor: 'with_root' (sentences + 1, reference code) or 'sentences'."})
     sample_size: int = field(default=20, metadata={"help": "Pairs copied to pairs_sample.jsonl."})
     repeated_sentences: str = field(default="score", metadata={"help": "Value of a sentence that repeats an earlier one of its response: 'score' (its own, as the paper) or 'worst' (the tree's worst sentence value)."})
+    repeat_similarity: float = field(default=1.0, metadata={"help": "With repeated_sentences 'worst': a sentence whose CLIP text similarity to an earlier one of its response (the reward step's echo) is at least this is a repeat too; 1 = same words only."})
     pairing: str = field(default="calibrated", metadata={"help": "'calibrated' (CSR), or a control on the same prompts: 'swapped' (chosen and rejected exchanged), 'random' (two random responses)."})
 
     def __post_init__(self) -> None:
@@ -54,6 +57,7 @@ class CurateParams:
         check_choice("params.path_norm", self.path_norm, PATH_NORMS)
         check_int("params.sample_size", self.sample_size, minimum=0)
         check_choice("params.repeated_sentences", self.repeated_sentences, REPEATED_SENTENCES)
+        check_float("params.repeat_similarity", self.repeat_similarity, minimum=0.0, maximum=1.0)
         check_choice("params.pairing", self.pairing, PAIRINGS)
 
 
@@ -92,12 +96,17 @@ def curate(records: list[dict[str, Any]], spec: CurateSpec, progress: Progress) 
         from ..toyworld import judge  # lazily: only toy-world runs have a ground truth
 
         scenes = judge.load_scenes(require_file(spec.ground_truth, "ground_truth"))
+    # Repeats by similarity need the reward step's echoes; off (1) or unused ('score'), they are never read.
+    similarity = params.repeat_similarity if params.repeated_sentences == "worst" else 1.0
+    if similarity < 1.0 and any("echo" not in n for r in records for n in r["nodes"][1:]):
+        raise SpecError("scored", spec.scored, "scored.jsonl files whose nodes carry 'echo' (a reward step of "
+                        "this version writes it; params.repeat_similarity below 1 reads it): re-run reward")
     pairs, kept = [], []
     dropped = dict.fromkeys(DROP_REASONS, 0)
     for record in records:
         progress.advance(1)
         mode = record.get("calibration", "rank")
-        paths = complete_paths(record["nodes"], mode, params.path_norm, params.repeated_sentences)
+        paths = complete_paths(record["nodes"], mode, params.path_norm, params.repeated_sentences, similarity)
         pair = choose_pair(paths)
         if pair is None:
             has_path = any(n["final"] and n["dropped"] is None and n["calibrated"] is not None for n in record["nodes"])

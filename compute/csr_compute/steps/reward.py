@@ -3,8 +3,13 @@
 For each tree: nodes with garbage sentences (reference filters, see ``search.filters``) are dropped
 with their subtrees; every remaining sentence is scored against the image with CLIP; siblings are
 calibrated (rank form by default, the paper's score form as an option). Output ``scored.jsonl``: the
-tree records with, per node, ``clip``, ``dropped`` (null or the reason), ``rank``, ``clip_rank`` and
-``calibrated``. Written tree by tree; a restarted shard skips finished trees.
+tree records with, per node, ``clip``, ``dropped`` (null or the reason), ``rank``, ``clip_rank``,
+``calibrated`` and ``echo``. Written tree by tree; a restarted shard skips finished trees.
+
+``echo`` is the highest cosine similarity between the sentence's CLIP text embedding and that of any
+earlier scored sentence on its path (null for the first). Curate uses it to tell a sentence that says
+again what its response already said in other words ("the cap is small . the hat is small ."): CLIP
+scores such a repeat as highly as the first saying, so without it the best path pads itself.
 """
 
 from __future__ import annotations
@@ -77,16 +82,31 @@ def score_tree(record: dict[str, Any], image: Any, scorer: Any, params: RewardPa
     nodes = [dict(n) for n in record["nodes"]]
     mark_dropped(nodes)
     for node in nodes:
-        node["clip"] = node["rank"] = node["clip_rank"] = node["calibrated"] = None
+        node["clip"] = node["rank"] = node["clip_rank"] = node["calibrated"] = node["echo"] = None
     scored = [n for n in nodes if n["parent"] >= 0 and n["dropped"] is None and n["text"].strip()]
-    for node, value in zip(scored, scorer.score(image, [n["text"] for n in scored])):
+    text_embeds = scorer.text_embeddings([n["text"] for n in scored])
+    for node, value in zip(scored, scorer.relevance(scorer.image_embedding(image), text_embeds)):
         node["clip"] = value
+    set_echoes(nodes, scored, text_embeds)
     siblings: dict[int, list[dict[str, Any]]] = {}
     for node in scored:
         siblings.setdefault(node["parent"], []).append(node)
     for group in siblings.values():
         calibrate_siblings(group, params.alpha, params.calibration)
     return {**record, "nodes": nodes, "calibration": params.calibration, "alpha": params.alpha}
+
+
+def set_echoes(nodes: list[dict[str, Any]], scored: list[dict[str, Any]], text_embeds: Any) -> None:
+    """``echo`` of each scored node: its highest text similarity to a scored ancestor (None if it has none)."""
+    row = {node["index"]: i for i, node in enumerate(scored)}
+    for node in scored:
+        ancestors, parent = [], node["parent"]
+        while parent > 0:
+            if parent in row:
+                ancestors.append(row[parent])
+            parent = nodes[parent]["parent"]
+        if ancestors:
+            node["echo"] = float((text_embeds[ancestors] @ text_embeds[row[node["index"]]]).max())
 
 
 def run(raw_spec: dict[str, Any]) -> dict[str, Any]:
