@@ -147,7 +147,8 @@ const curate = z
     /**
      * With `repeated_sentences: worst`, a sentence whose CLIP text embedding has at least this cosine
      * similarity to an earlier sentence of its response is a repeat too: the same thing in other words
-     * ("the cap is small . the hat is small ."). 1 = the same words only. @default 1
+     * ("the cap is small . the hat is small ."). 1 = the same words only. In the toy world 0.9 cut
+     * CHAIR_I but not the repeats in captions, and lost recall (docs/toy-results.md, round 8). @default 1
      */
     repeat_similarity: num(0, 1).default(1),
     /** Pairs copied to pairs_sample.jsonl (and MLflow). @default 20 */
