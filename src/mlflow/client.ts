@@ -261,21 +261,26 @@ export class MlflowClient {
    * A retried create can make a second run when the first answer was lost; after creating, the
    * runs with the key are searched again and all callers settle on the oldest one (ties: lowest
    * run id), deleting their own if it lost. A caller that finds only its own run looks once more
-   * after {@link RACE_SETTLE_MS}: a racer's create may still have been in flight, and its run may be
-   * the older one.
+   * after {@link RACE_SETTLE_MS}, or three times its own create's duration when that is longer: a
+   * racer's create may still have been in flight, and its run may be the older one. (MLflow has no
+   * create-if-absent, so a create in flight longer than that can still make a second run.)
    */
   async findOrCreateRun(input: FindOrCreateRunInput): Promise<Run> {
     const byKey = tagEquals(IDEMPOTENCY_TAG, input.idempotencyKey);
     const find = async () => oldest(await this.searchRuns({ experimentIds: [input.experimentId], filter: byKey }));
     const existing = await find();
     if (existing) return this.checkParent(existing, input);
+    const createStarted = Date.now();
     const created = await this.createRun({
       ...input,
       tags: { ...input.tags, [IDEMPOTENCY_TAG]: input.idempotencyKey },
     });
+    // A racer's create started about when ours did and takes about as long: on a loaded server that
+    // is more than RACE_SETTLE_MS, so wait a few of our own create times when those are longer.
+    const settleMs = Math.max(RACE_SETTLE_MS, 3 * (Date.now() - createStarted));
     let winner = (await find()) ?? created;
     if (winner.info.runId === created.info.runId) {
-      await new Promise((resolve) => setTimeout(resolve, RACE_SETTLE_MS));
+      await new Promise((resolve) => setTimeout(resolve, settleMs));
       winner = (await find()) ?? created;
     }
     if (winner.info.runId !== created.info.runId) await this.deleteRun(created.info.runId);
