@@ -7,9 +7,10 @@ tree records with, per node, ``clip``, ``dropped`` (null or the reason), ``rank`
 ``calibrated`` and ``echo``. Written tree by tree; a restarted shard skips finished trees.
 
 ``echo`` is the highest cosine similarity between the sentence's CLIP text embedding and that of any
-earlier scored sentence on its path (null for the first). Curate uses it to tell a sentence that says
-again what its response already said in other words ("the cap is small . the hat is small ."): CLIP
-scores such a repeat as highly as the first saying, so without it the best path pads itself.
+earlier scored sentence on its path (null for the first). Curate can use it (``repeat_similarity``) to
+tell a sentence that says again what its response already said in other words ("the cap is small .
+the hat is small ."), which CLIP scores as highly as the first saying. In the toy world that did not
+cut the repeats in evaluated captions (docs/toy-results.md, round 8), so it is off by default.
 """
 
 from __future__ import annotations
